@@ -1,0 +1,4 @@
+"""`python -m pyoci`."""
+from pyoci.cli import main
+
+main()

@@ -1,0 +1,297 @@
+"""What runs in the processes the runtime forks: the namespace stage and the container's init.
+
+Stage 1 (a fork of the runtime) joins and creates namespaces, then forks the init, which becomes pid 1 of a
+new pid namespace. The init prepares the rootfs, reports ``ready`` and blocks on the exec socket until
+``start`` connects; then it runs startContainer hooks, drops privileges and execs ``process.args``.
+Runtime and children talk over a SOCK_SEQPACKET pair with one JSON message per packet.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from pyoci.errors import ContainerError, PyociError
+from pyoci.spec import Spec
+
+
+@dataclass
+class Launch:
+    """Everything the children need, decided by the runtime before the fork."""
+
+    spec: Spec
+    sync: socket.socket
+    exec_listener: socket.socket
+    namespaces: Any  # namespaces.Plan
+    cgroup_paths: dict[str, str]
+    console: socket.socket | None = None
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def send(sock: socket.socket, kind: str, **data: Any) -> None:
+    data["type"] = kind
+    sock.send(json.dumps(data).encode())
+
+
+def recv(sock: socket.socket, expect: str | None = None) -> dict[str, Any]:
+    raw = sock.recv(1 << 20)
+    if not raw:
+        raise ContainerError("the other side of the set-up channel went away")
+    msg: dict[str, Any] = json.loads(raw)
+    if msg["type"] == "error":
+        from pyoci import errors
+
+        cls = getattr(errors, msg.get("cls", ""), None)
+        if not (isinstance(cls, type) and issubclass(cls, PyociError)):
+            cls = ContainerError
+        raise cls(msg["message"])
+    if expect and msg["type"] != expect:
+        raise ContainerError("set-up protocol: expected %r, got %r" % (expect, msg["type"]))
+    return msg
+
+
+def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
+    try:
+        if isinstance(e, PyociError):
+            send(sock, "error", message=str(e), cls=type(e).__name__)
+        elif isinstance(e, OSError):
+            send(sock, "error", message="%s%s" % (e.strerror or e, (": " + str(e.filename)) if e.filename else ""))
+        else:
+            send(sock, "error", message="%s: %s" % (type(e).__name__, e))
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def stage1(launch: Launch) -> NoReturn:
+    """Join, then create namespaces; fork the init and report its pid. Never returns."""
+    sock = launch.sync
+    try:
+        import prctl
+
+        for fd in launch.extra.get("close", ()):  # the store's flock must not outlive the runtime
+            os.close(fd)
+        prctl.set_pdeathsig(signal.SIGKILL)
+        recv(sock, "go")
+        plan = launch.namespaces
+        plan.join_user()
+        if "user" in plan.new:
+            from pyoci import syscalls
+            from pyoci.syscalls import C
+
+            syscalls.unshare(C.CLONE_NEWUSER)
+            send(sock, "userns")
+            recv(sock, "mapped")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        plan.join_others()
+        flags = plan.unshare_flags()
+        if flags:
+            from pyoci import syscalls
+
+            syscalls.unshare(flags)
+        if "time" in plan.new:
+            from pyoci.namespaces import write_time_offsets
+
+            write_time_offsets(launch.spec.linux.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            init(launch)
+        send(sock, "init", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - everything must reach the runtime as one line
+        _fail(sock, e)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    os._exit(128 + signum)
+
+
+def init(launch: Launch) -> NoReturn:
+    """The container's first process until exec."""
+    sock = launch.sync
+    try:
+        import prctl
+
+        prctl.set_pdeathsig(0)
+        prctl.set_dumpable(False)  # nothing in the container may ptrace or open /proc/1/* of the runtime
+        _setup(launch)
+    except BaseException as e:  # noqa: BLE001
+        _fail(sock, e)
+    _wait_and_exec(launch)
+
+
+def _preload(spec: Spec) -> None:
+    """Import now what the init needs after pivot_root, when the host's files are out of reach."""
+    import fcntl  # noqa: F401
+    import termios  # noqa: F401
+
+    from pyoci import console, hooks, process  # noqa: F401
+
+    if spec.hooks["startContainer"]:
+        import subprocess  # noqa: F401
+
+
+def _setup(launch: Launch) -> None:
+    from pyoci import devices, rootfs
+
+    _preload(launch.spec)
+
+    spec, sock = launch.spec, launch.sync
+    plan = launch.namespaces
+    userns = plan.has("user")
+    rootfd = rootfs.prepare(spec)
+    devices.check_dev_in_root(rootfd)
+    rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths).mount_all()
+    devices.create_devices(spec, rootfd, userns)
+    send(sock, "hooks")
+    state = recv(sock, "hooks-done")["state"]
+    from pyoci import hooks
+
+    hooks.run("createContainer", spec.hooks["createContainer"], state)
+    if spec.linux.sysctl:
+        rootfs.write_sysctls(spec.linux.sysctl)
+    proc = spec.process
+    if proc is not None and proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+    rootfs.mask_paths(rootfd, spec.linux.masked_paths, spec.linux.readonly_paths)
+    os.close(rootfd)
+    rootfs.pivot(spec.root_path, launch.no_pivot)
+    if spec.root_readonly:
+        rootfs.remount_root_readonly()
+    from pyoci import syscalls
+
+    if spec.hostname is not None and plan.has("uts"):
+        syscalls.sethostname(spec.hostname)
+    if spec.domainname is not None and plan.has("uts"):
+        syscalls.setdomainname(spec.domainname)
+    if proc is None:
+        raise ContainerError("process: required to create a container")
+    if proc.terminal:
+        _terminal(launch)
+    _chdir(proc.cwd)
+    launch.extra["exe"] = _executable(proc)
+    launch.extra["env"] = _environment(proc)
+    from pyoci import process
+
+    process.set_rlimits(proc)
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+                signal.SIGALRM):
+        signal.signal(sig, _exit_on_signal)  # pid 1 ignores unhandled signals: let kill work while created
+    send(sock, "ready")
+    sock.close()
+
+
+def _terminal(launch: Launch) -> None:
+    from pyoci import console, rootfs, syscalls
+    from pyoci.syscalls import C
+
+    if launch.console is None:
+        raise ContainerError("process.terminal is true but no console socket was given (--console-socket)")
+    master, slave, _name = console.open_pty()
+    size = launch.spec.process.console_size if launch.spec.process else None
+    if size:
+        console.set_size(master, size[0], size[1])
+    try:
+        fd = rootfs.ensure_file(os.open("/", rootfs.O_PATH | os.O_DIRECTORY), "/dev/console", nofollow=True)
+        syscalls.mount(rootfs.fdpath(slave), rootfs.fdpath(fd), None, C.MS_BIND)
+        os.close(fd)
+    except OSError:
+        pass  # no writable /dev: the pty still works as stdio
+    console.send_fd(launch.console, master)
+    os.close(master)
+    launch.console.close()
+    console.make_controlling(slave)
+    os.close(slave)
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except FileNotFoundError:
+        try:
+            os.makedirs(cwd, 0o755)
+            os.chdir(cwd)
+        except OSError as e:
+            raise ContainerError("process.cwd %s: %s" % (cwd, e.strerror)) from None
+    except OSError as e:
+        raise ContainerError("process.cwd %s: %s" % (cwd, e.strerror)) from None
+    if os.getcwd() != os.path.normpath(cwd):  # cwd must be inside the container (CVE-2024-21626)
+        raise ContainerError("process.cwd %s: resolved outside the container" % cwd)
+
+
+def _executable(proc: Any) -> str:
+    from pyoci.process import find_executable
+
+    if not proc.args:
+        raise ContainerError("process.args: must not be empty")
+    return find_executable(proc)
+
+
+def _environment(proc: Any) -> list[str]:
+    """process.env, plus HOME from the container's /etc/passwd when unset (as runc does)."""
+    env = list(proc.env)
+    if not any(e.startswith("HOME=") for e in env):
+        home = "/"
+        try:
+            with open("/etc/passwd") as f:
+                for line in f:
+                    parts = line.rstrip("\n").split(":")
+                    if len(parts) >= 6 and parts[2] == str(proc.user.uid):
+                        home = parts[5] or "/"
+                        break
+        except OSError:
+            pass
+        env.append("HOME=" + home)
+    return env
+
+
+def _wait_and_exec(launch: Launch) -> NoReturn:
+    """Created: block until `start` connects to the exec socket, then become process.args."""
+    conn = None
+    try:
+        conn, _ = launch.exec_listener.accept()
+        launch.exec_listener.close()
+        msg = json.loads(conn.recv(1 << 20) or b"{}")
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+                    signal.SIGUSR2, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_IGN)
+        spec = launch.spec
+        proc = spec.process
+        assert proc is not None
+        from pyoci import hooks, process
+
+        hooks.run("startContainer", spec.hooks["startContainer"], msg.get("state", {}))
+        process.drop_bounding(proc.capabilities)
+        process.set_user(proc)
+        if proc.user.umask is None:
+            os.umask(0o022)
+        process.set_capabilities(proc.capabilities)
+        process.no_new_privileges(proc)
+        fd = conn.fileno()
+        if fd < 3 + launch.preserve_fds:  # keep it clear of the fds we hand over
+            import fcntl
+
+            fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + launch.preserve_fds)
+            os.close(conn.detach())
+        process.close_fds(3 + launch.preserve_fds, fd)
+        process.reset_signals()
+        try:
+            os.execve(launch.extra["exe"], proc.args, dict(e.split("=", 1) if "=" in e else (e, "")
+                                                           for e in launch.extra["env"]))
+        except OSError as e:
+            os.write(fd, json.dumps({"type": "error", "message": "exec %s: %s" % (
+                proc.args[0], e.strerror)}).encode())
+            os._exit(127)
+    except BaseException as e:  # noqa: BLE001
+        if conn is None:
+            os._exit(1)
+        _fail(conn, e)
+    os._exit(1)

@@ -1,0 +1,359 @@
+"""Command line, runc-compatible: a thin layer over pyoci.container.
+
+Start-up cost is paid by every container, so a well-formed hot-path command (create/start/state/kill/
+delete/run/...) is parsed by a tiny table-driven parser; click, built from the same table, is imported only
+for --help, usage errors and anything the fast parser does not recognise.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, NoReturn
+
+VERSION = "0.1.0"
+SPEC_VERSION = "1.2.0"
+
+
+@dataclass(frozen=True)
+class Opt:
+    dest: str
+    flags: tuple[str, ...]
+    kind: type = bool  # bool: a flag; str/int: takes a value
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cmd:
+    help: str
+    args: tuple[str, ...] = ()  # positional names; a trailing '?' marks an optional one
+    opts: tuple[Opt, ...] = ()
+
+
+GLOBAL = (
+    Opt("root", ("--root",), str, "/run/pyoci", "root directory for storage of container state"),
+    Opt("log", ("--log",), str, "", "set the log file to write pyoci logs to (default is stderr)"),
+    Opt("log_format", ("--log-format",), str, "text", "set the log format", ("text", "json")),
+    Opt("debug", ("--debug",), bool, False, "enable debug logging"),
+    Opt("systemd_cgroup", ("--systemd-cgroup",), bool, False, "use systemd cgroups (not supported)"),
+    Opt("rootless", ("--rootless",), str, "auto", "ignore cgroup permission errors", ("true", "false", "auto")),
+    Opt("criu", ("--criu",), str, "criu", "path to the criu binary (checkpoint/restore is not supported)"),
+)
+_BUNDLE = Opt("bundle", ("-b", "--bundle"), str, "", "path to the root of the bundle directory (default: cwd)")
+_CREATE_OPTS = (
+    _BUNDLE,
+    Opt("console_socket", ("--console-socket",), str, None, "unix socket that receives the pty master"),
+    Opt("pid_file", ("--pid-file",), str, None, "file to write the container's init pid to"),
+    Opt("no_pivot", ("--no-pivot",), bool, False, "use MS_MOVE and chroot instead of pivot_root"),
+    Opt("no_new_keyring", ("--no-new-keyring",), bool, False, "do not create a new session keyring"),
+    Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1) to the container"),
+)
+COMMANDS: dict[str, Cmd] = {
+    "create": Cmd("create a container", ("ID",), _CREATE_OPTS),
+    "start": Cmd("run the user-defined process of a created container", ("ID",)),
+    "state": Cmd("print the state of a container", ("ID",)),
+    "kill": Cmd("send a signal (default SIGTERM) to the container's init process", ("ID", "SIGNAL?"),
+                (Opt("all", ("-a", "--all"), bool, False, "send the signal to all processes in the container"),)),
+    "delete": Cmd("delete a stopped container (and its resources)", ("ID",),
+                  (Opt("force", ("-f", "--force"), bool, False, "kill the container first if it still runs"),)),
+    "run": Cmd("create and start a container, wait for it (unless --detach)", ("ID",), _CREATE_OPTS + (
+        Opt("detach", ("-d", "--detach"), bool, False, "detach from the container's process"),
+        Opt("keep", ("--keep",), bool, False, "do not delete the container after it exits"),
+        Opt("no_subreaper", ("--no-subreaper",), bool, False, "accepted for runc compatibility"),
+    )),
+    "list": Cmd("list containers under --root", (), (
+        Opt("quiet", ("-q", "--quiet"), bool, False, "display only container ids"),
+        Opt("format", ("-f", "--format"), str, "table", "output format", ("table", "json")),
+    )),
+    "spec": Cmd("write a default config.json into the bundle", (), (
+        _BUNDLE, Opt("rootless", ("--rootless",), bool, False, "a spec for a rootless container"),
+    )),
+    "validate": Cmd("check a bundle's config.json and print every problem", (), (
+        _BUNDLE, Opt("format", ("-f", "--format"), str, "text", "output format", ("text", "json")),
+    )),
+}
+
+
+class _Fallback(Exception):
+    """The fast parser gives up; click will parse (and explain) the command line."""
+
+
+def _take(opts: tuple[Opt, ...], argv: list[str], i: int, out: dict[str, Any]) -> int:
+    """Consume one option at argv[i]; returns the next index."""
+    word = argv[i]
+    name, eq, inline = word.partition("=")
+    for o in opts:
+        if name in o.flags:
+            if o.kind is bool:
+                if eq:
+                    raise _Fallback
+                out[o.dest] = True
+                return i + 1
+            if eq:
+                value = inline
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 1
+            else:
+                raise _Fallback
+            if o.choices and value not in o.choices:
+                raise _Fallback
+            try:
+                out[o.dest] = o.kind(value)
+            except ValueError:
+                raise _Fallback from None
+            return i + 1
+    raise _Fallback
+
+
+def fast_parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    g = {o.dest: o.default for o in GLOBAL}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i = _take(GLOBAL, argv, i, g)
+    if i >= len(argv) or argv[i] not in COMMANDS:
+        raise _Fallback
+    name = argv[i]
+    cmd = COMMANDS[name]
+    opts = {o.dest: o.default for o in cmd.opts}
+    positional: list[str] = []
+    i += 1
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            positional.extend(argv[i + 1:])
+            break
+        if word.startswith("-") and len(word) > 1 and not (positional and name == "kill" and word[1:].isdigit()):
+            i = _take(cmd.opts, argv, i, opts)
+        else:
+            positional.append(word)
+            i += 1
+    required = [a for a in cmd.args if not a.endswith("?")]
+    if not len(required) <= len(positional) <= len(cmd.args):
+        raise _Fallback
+    for a, v in zip(cmd.args, positional):
+        opts[a.rstrip("?").lower()] = v
+    return name, g, opts
+
+
+# --- handlers: each takes the global options and the command's options --------------------------------
+def _setup(g: dict[str, Any]) -> None:
+    from pyoci import log
+
+    log.configure(g["log"], g["log_format"], g["debug"])
+    if g["systemd_cgroup"]:
+        from pyoci.errors import NotSupported
+
+        raise NotSupported("--systemd-cgroup: the systemd cgroup driver is not supported (no systemd here)")
+    if g["rootless"] == "true":
+        from pyoci.errors import NotSupported
+
+        raise NotSupported("--rootless=true: rootless containers are not supported yet")
+
+
+def do_create(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    Container.create(o["id"], o["bundle"] or os.getcwd(), g["root"], pid_file=o["pid_file"],
+                     console_socket=o["console_socket"], preserve_fds=o["preserve_fds"], no_pivot=o["no_pivot"],
+                     no_new_keyring=o["no_new_keyring"], systemd_cgroup=g["systemd_cgroup"])
+    return 0
+
+
+def do_start(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    Container.load(o["id"], g["root"]).start()
+    return 0
+
+
+def do_state(g: dict[str, Any], o: dict[str, Any]) -> int:
+    import json
+
+    from pyoci.container import Container
+
+    sys.stdout.write(json.dumps(Container.load(o["id"], g["root"]).state(), indent=2) + "\n")
+    return 0
+
+
+def do_kill(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    Container.load(o["id"], g["root"]).kill(o.get("signal") or "SIGTERM", all=o["all"])
+    return 0
+
+
+def do_delete(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+    from pyoci.errors import NotFound
+
+    try:
+        c = Container.load(o["id"], g["root"])
+    except NotFound:
+        if o["force"]:  # runc: delete --force of a missing container succeeds
+            return 0
+        raise
+    c.delete(force=o["force"])
+    return 0
+
+
+def do_run(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.run import run
+
+    return run(o["id"], o["bundle"] or os.getcwd(), g["root"], detach=o["detach"], keep=o["keep"],
+               pid_file=o["pid_file"], console_socket=o["console_socket"], preserve_fds=o["preserve_fds"],
+               no_pivot=o["no_pivot"], no_new_keyring=o["no_new_keyring"], systemd_cgroup=g["systemd_cgroup"])
+
+
+def do_list(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    states = Container.list(g["root"])
+    if o["quiet"]:
+        for st in states:
+            print(st.id)
+    elif o["format"] == "json":
+        import json
+
+        print(json.dumps([{"ociVersion": st.oci()["ociVersion"], "id": st.id,
+                           "pid": st.pid if st.status in ("created", "running") else 0, "status": st.status,
+                           "bundle": st.bundle, "rootfs": st.rootfs, "created": st.created, "owner": st.owner,
+                           "annotations": st.annotations or None} for st in states]))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(st.id, str(st.pid if st.status in ("created", "running") else 0), st.status, st.bundle,
+                  st.created, st.owner) for st in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        for r in rows:
+            print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def do_spec(g: dict[str, Any], o: dict[str, Any]) -> int:
+    import json
+
+    from pyoci.errors import AlreadyExists, PyociError
+    from pyoci.spec import default_config
+
+    path = os.path.join(o["bundle"] or ".", "config.json")
+    if os.path.exists(path):
+        raise AlreadyExists("%s already exists; remove it first" % path)
+    try:
+        with open(path, "w") as f:
+            json.dump(default_config(o["rootless"]), f, indent="\t")
+            f.write("\n")
+    except OSError as e:
+        raise PyociError("cannot write %s: %s" % (path, e.strerror)) from None
+    return 0
+
+
+def do_validate(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci import validate
+
+    problems = validate.validate_bundle(o["bundle"] or os.getcwd(), full=True)
+    errors = [p for p in problems if not p.warning]
+    if o["format"] == "json":
+        import json
+
+        print(json.dumps({"valid": not errors, "problems": [
+            {"path": p.path, "reason": p.reason, "level": "warning" if p.warning else "error"} for p in problems]},
+            indent=2))
+    else:
+        for p in problems:
+            print(("warning: %s" if p.warning else "%s") % p)
+        if not errors:
+            print("config.json is valid")
+    return 1 if errors else 0
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
+    "create": do_create, "start": do_start, "state": do_state, "kill": do_kill, "delete": do_delete,
+    "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate,
+}
+
+
+def dispatch(name: str, g: dict[str, Any], o: dict[str, Any]) -> int:
+    """Run one command; every PyociError becomes one line on stderr (and in --log) and an exit code."""
+    from pyoci.errors import PyociError
+
+    try:
+        _setup(g)
+        return HANDLERS[name](g, o)
+    except PyociError as e:
+        _report(str(e), g)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as e:  # noqa: BLE001 - a traceback is never the answer a user gets
+        if g.get("debug"):
+            import traceback
+
+            traceback.print_exc()
+        _report("internal error: %s: %s" % (type(e).__name__, e), g)
+        return 1
+
+
+def _report(msg: str, g: dict[str, Any]) -> None:
+    from pyoci import log
+
+    if g.get("log"):
+        log.error(msg)
+    sys.stderr.write("pyoci: %s\n" % msg)
+
+
+def _click_main(argv: list[str]) -> NoReturn:
+    """The full click interface, built from the same tables (help, errors, unusual spellings)."""
+    import click
+
+    def params(opts: tuple[Opt, ...]) -> list[click.Parameter]:
+        out: list[click.Parameter] = []
+        for o in opts:
+            if o.kind is bool:
+                out.append(click.Option(list(o.flags), o.dest, is_flag=True, default=o.default, help=o.help))
+            else:
+                typ = click.Choice(o.choices) if o.choices else o.kind
+                out.append(click.Option(list(o.flags), o.dest, type=typ, default=o.default, help=o.help,
+                                        show_default=o.default not in (None, "")))
+        return out
+
+    def make(name: str, cmd: Cmd) -> click.Command:
+        args = [click.Argument([a.rstrip("?").lower()], required=not a.endswith("?")) for a in cmd.args]
+
+        @click.pass_context
+        def callback(ctx: click.Context, **o: Any) -> None:
+            ctx.exit(dispatch(name, ctx.obj, o))
+
+        return click.Command(name, params=params(cmd.opts) + args, callback=callback, help=cmd.help)
+
+    @click.pass_context
+    def group_cb(ctx: click.Context, **g: Any) -> None:
+        ctx.obj = g
+
+    group = click.Group("pyoci", params=params(GLOBAL), callback=group_cb,
+                        help="pyoci: an OCI container runtime in Python (runc-compatible).",
+                        context_settings={"help_option_names": ["-h", "--help"]})
+    group.params.append(click.Option(["-v", "--version"], is_flag=True, expose_value=False, is_eager=True,
+                                     callback=_version, help="print the version"))
+    for name, cmd in COMMANDS.items():
+        group.add_command(make(name, cmd))
+    group.main(argv, prog_name="pyoci")
+    raise SystemExit(0)
+
+
+def _version(ctx: Any, _param: Any, value: bool) -> None:
+    if value:
+        print("pyoci version %s\nspec: %s" % (VERSION, SPEC_VERSION))
+        ctx.exit(0)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        name, g, o = fast_parse(argv)
+    except _Fallback:
+        _click_main(argv)
+    sys.exit(dispatch(name, g, o))

@@ -1,0 +1,68 @@
+"""Terminals: a pty made inside the container whose master goes to --console-socket (SCM_RIGHTS), like runc."""
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import socket
+import struct
+import termios
+
+from pyoci import syscalls
+from pyoci.errors import ContainerError
+
+DEVPTS_SUPER_MAGIC = 0x1CD1
+
+
+def connect(path: str) -> socket.socket:
+    """Connected by the runtime on the host side, before the init leaves the host's filesystem."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise ContainerError("--console-socket %s: %s" % (path, e.strerror)) from None
+    return sock
+
+
+def open_pty() -> tuple[int, int, str]:
+    """Open /dev/ptmx (after pivot_root: the container's devpts), unlock, open the slave without following links."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if syscalls.fstatfs_type(master) != DEVPTS_SUPER_MAGIC:
+            raise ContainerError("/dev/ptmx is not on a devpts filesystem")
+        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+        name = "/dev/pts/%d" % n
+        slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if syscalls.fstatfs_type(slave) != DEVPTS_SUPER_MAGIC:
+            os.close(slave)
+            raise ContainerError("%s is not on a devpts filesystem" % name)
+        return master, slave, name
+    except BaseException:
+        os.close(master)
+        raise
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def send_fd(sock: socket.socket, fd: int, name: str = "/dev/ptmx") -> None:
+    sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+
+def recv_fd(sock: socket.socket) -> int:
+    msg, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(4))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            return array.array("i", data[:4])[0]
+    raise ContainerError("console socket: no file descriptor received")
+
+
+def make_controlling(slave: int) -> None:
+    """New session with the slave as controlling terminal and stdio."""
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for i in (0, 1, 2):
+        os.dup2(slave, i, inheritable=True)

@@ -1,0 +1,390 @@
+"""The Python API: a container through its lifecycle (runtime.md#operations).
+
+    from pyoci import Container
+    c = Container.create("web", "/path/to/bundle", root="/run/pyoci")
+    c.start(); print(c.state()); c.kill("TERM"); c.delete(force=True)
+
+The CLI is a thin layer over this module.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from dataclasses import asdict
+from typing import Any
+
+from pyoci import log
+from pyoci.errors import ContainerError, InvalidState, PyociError, UsageError
+from pyoci.state import EXEC_SOCKET, State, Store, proc_start_time, refresh
+
+DEFAULT_ROOT = "/run/pyoci"
+
+
+def parse_signal(value: str | int) -> int:
+    """runc accepts 9, KILL, SIGKILL (any case)."""
+    if isinstance(value, int):
+        sig = value
+    else:
+        text = value.strip().upper()
+        if text.isdigit():
+            sig = int(text)
+        else:
+            name = text if text.startswith("SIG") else "SIG" + text
+            member = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+            if member is None:
+                raise UsageError("unknown signal %r" % value)
+            sig = int(member)
+    if not 0 < sig < signal.NSIG:
+        raise UsageError("invalid signal number %s" % value)
+    return sig
+
+
+def _hook_dicts(hooks: list[Any]) -> list[dict[str, Any]]:
+    return [asdict(h) for h in hooks]
+
+
+def _hooks_from(data: list[dict[str, Any]]) -> list[Any]:
+    from pyoci.spec import Hook
+
+    return [Hook(**h) for h in data]
+
+
+class Container:
+    """One container in a state store."""
+
+    def __init__(self, store: Store, st: State) -> None:
+        self.store = store
+        self._state = st
+
+    @property
+    def id(self) -> str:
+        return self._state.id
+
+    @property
+    def dir(self) -> str:
+        return self.store.dir(self.id)
+
+    # --- queries -----------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, cid: str, root: str = DEFAULT_ROOT) -> Container:
+        store = Store(root)
+        return cls(store, store.load(cid))
+
+    @staticmethod
+    def list(root: str = DEFAULT_ROOT) -> list[State]:
+        store = Store(root)
+        out = []
+        for cid in store.ids():
+            try:
+                out.append(refresh(store.load(cid), store.dir(cid)))
+            except PyociError:
+                continue
+        return out
+
+    def refresh(self) -> State:
+        self._state = refresh(self.store.load(self.id), self.dir)
+        return self._state
+
+    def status(self) -> str:
+        return self.refresh().status
+
+    def state(self) -> dict[str, Any]:
+        """The OCI state object."""
+        return self.refresh().oci()
+
+    # --- create --------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, cid: str, bundle: str, root: str = DEFAULT_ROOT, *, pid_file: str | None = None,
+               console_socket: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
+               no_new_keyring: bool = False, systemd_cgroup: bool = False,
+               _console: socket.socket | None = None, _spec: Any = None) -> Container:
+        """Build the container and leave its init waiting for start; nothing remains if this fails."""
+        from pyoci import spec as specmod
+        from pyoci.state import check_id
+
+        check_id(cid)
+        if preserve_fds < 0:
+            raise UsageError("--preserve-fds must not be negative")
+        spec = _spec or specmod.load(bundle)
+        _check_supported(spec)
+        proc = spec.process
+        assert proc is not None
+        if proc.terminal and console_socket is None and _console is None:
+            raise UsageError("process.terminal is true: --console-socket is required when the runtime detaches")
+        if not proc.terminal and console_socket is not None:
+            raise UsageError("--console-socket given but process.terminal is false")
+        store = Store(root)
+        state_dir = store.create(cid)
+        lock = None
+        st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
+                   created=time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+                   hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")})
+        builder = _Builder(store, st, spec, state_dir)
+        try:
+            store.save(st)
+            lock = store.lock(cid)
+            builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock)
+            if pid_file:
+                _write_pid_file(pid_file, st.pid)
+        except BaseException as e:
+            builder.abort()
+            store.remove(cid)
+            if isinstance(e, PyociError):
+                raise
+            if isinstance(e, OSError):
+                raise ContainerError("create %s: %s" % (cid, e)) from None
+            raise
+        finally:
+            if lock is not None:
+                os.close(lock)
+        return cls(store, st)
+
+    # --- start ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run process.args in the waiting init; returns once it has been exec'd (poststart hooks ran)."""
+        lock = self.store.lock(self.id)
+        try:
+            st = self.refresh()
+            if st.status != "created":
+                raise InvalidState("container %r is %s, not created: cannot start it" % (self.id, st.status))
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                try:
+                    sock.connect(os.path.join(self.dir, EXEC_SOCKET))
+                except OSError:
+                    raise InvalidState("container %r is not waiting to start (its init is gone)" % self.id) from None
+                os.unlink(os.path.join(self.dir, EXEC_SOCKET))
+                running = dict(st.oci(), status="running")
+                from pyoci.bootstrap import send
+
+                send(sock, "start", state=dict(st.oci()))
+                try:
+                    sock.settimeout(None)
+                    data = sock.recv(1 << 20)  # EOF: the exec succeeded (the socket is close-on-exec)
+                finally:
+                    st.status = "running"
+                    self.store.save(st)
+                if data:
+                    import json
+
+                    msg = json.loads(data)
+                    raise ContainerError("start %s: %s" % (self.id, msg.get("message", "failed")))
+            finally:
+                sock.close()
+            from pyoci import hooks
+
+            hooks.run("poststart", _hooks_from(st.hooks.get("poststart", [])), running)
+        finally:
+            os.close(lock)
+
+    # --- kill ----------------------------------------------------------------------------------------
+    def kill(self, sig: str | int = signal.SIGTERM, all: bool = False) -> None:  # noqa: A002 - runc's flag
+        signum = parse_signal(sig)
+        lock = self.store.lock(self.id)
+        try:
+            st = self.refresh()
+            if st.status not in ("created", "running"):
+                raise InvalidState("container %r is %s: only a created or running container can be signalled"
+                                   % (self.id, st.status))
+            if all:
+                self._cgroup().signal_all(signum)
+            else:
+                _signal_pid(st.pid, st.pid_start, signum)
+        finally:
+            os.close(lock)
+
+    # --- delete --------------------------------------------------------------------------------------
+    def delete(self, force: bool = False) -> None:
+        """Remove a stopped container (force: kill it first); poststop hooks run before this returns."""
+        lock = self.store.lock(self.id)
+        try:
+            st = self.refresh()
+            if st.status != "stopped" and st.status != "creating":
+                if not force:
+                    raise InvalidState("container %r is %s: stop it first or use --force" % (self.id, st.status))
+            if st.status != "stopped":
+                self._kill_everything(st)
+            st.status = "stopped"
+            self._cgroup().destroy()
+            self.store.remove(self.id)
+            from pyoci import hooks
+
+            hooks.run("poststop", _hooks_from(st.hooks.get("poststop", [])), st.oci())
+        finally:
+            os.close(lock)
+
+    def _kill_everything(self, st: State) -> None:
+        cg = self._cgroup()
+        cg.signal_all(signal.SIGKILL)
+        if st.pid:
+            try:
+                _signal_pid(st.pid, st.pid_start, signal.SIGKILL)
+            except PyociError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            alive = (st.pid and proc_start_time(st.pid) == st.pid_start) or any(
+                proc_start_time(p) is not None for p in cg.pids())
+            if not alive:
+                return
+            cg.signal_all(signal.SIGKILL)
+            time.sleep(0.005)
+        log.warning("container %s: processes still alive after SIGKILL" % self.id)
+
+    def _cgroup(self) -> Any:
+        from pyoci.cgroups import Cgroup
+
+        data = self._state.cgroup_paths
+        return Cgroup(dict(data.get("paths", {})), list(data.get("created", [])))
+
+    # --- run -----------------------------------------------------------------------------------------
+    def wait(self) -> int:
+        """Wait for the init (we must be its parent or subreaper); exit code, 128+N for signal N."""
+        pid = self._state.pid
+        while True:
+            try:
+                wpid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            except InterruptedError:
+                continue
+            if wpid == pid:
+                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _check_supported(spec: Any) -> None:
+    """Refuse what would silently weaken the container rather than ignore it."""
+    from pyoci.errors import ConfigError, NotSupported
+
+    if spec.process is None:
+        raise ConfigError("process: required by create")
+    if spec.linux.namespace("mount") is None:
+        raise ConfigError("linux.namespaces: a mount namespace is required (pyoci never mounts on the host)")
+    if spec.linux.seccomp is not None:
+        raise NotSupported("linux.seccomp: seccomp filters are not implemented yet; remove linux.seccomp to run "
+                           "without one")
+    res = spec.linux.resources or {}
+    other = sorted(k for k, v in res.items() if k != "devices" and v)
+    if other:
+        log.warning("linux.resources.%s: resource limits are not applied yet" % ",".join(other))
+
+
+def _signal_pid(pid: int, start: int, sig: int) -> None:
+    """Through a pidfd checked against the start time: a recycled pid is never signalled."""
+    from pyoci import syscalls
+
+    try:
+        fd = syscalls.pidfd_open(pid)
+    except ProcessLookupError:
+        raise InvalidState("container process %d has exited" % pid) from None
+    try:
+        if proc_start_time(pid) != start:
+            raise InvalidState("container process %d has exited" % pid)
+        syscalls.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        raise InvalidState("container process %d has exited" % pid) from None
+    finally:
+        os.close(fd)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ContainerError("--pid-file %s: %s" % (path, e.strerror)) from None
+
+
+class _Builder:
+    """The runtime side of create: cgroup, fork, id maps, hooks, and a clean abort at any step."""
+
+    def __init__(self, store: Store, st: State, spec: Any, state_dir: str) -> None:
+        self.store, self.st, self.spec, self.state_dir = store, st, spec, state_dir
+        self.cgroup: Any = None
+        self.children: list[int] = []
+
+    def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
+              no_new_keyring: bool, systemd: bool, lock: int | None) -> None:
+        from pyoci import bootstrap, console as consolemod, hooks, namespaces
+        from pyoci.cgroups import Cgroup
+
+        spec, st = self.spec, self.st
+        self.cgroup = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd)
+        self.cgroup.create()
+        st.cgroup_paths = {"paths": self.cgroup.paths, "created": self.cgroup.created}
+        self.store.save(st)
+        plan = namespaces.Plan(spec.linux)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if console_path is not None:
+            console = consolemod.connect(console_path)
+        try:
+            listener.bind(os.path.join(self.state_dir, EXEC_SOCKET))
+            listener.listen(1)
+            launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
+                                      cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
+                                      no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                                      extra={"close": [lock] if lock is not None else []})
+            pid = os.fork()
+            if pid == 0:
+                parent.close()
+                bootstrap.stage1(launch)
+            self.children.append(pid)
+            child.close()
+            listener.close()
+            if console is not None:
+                console.close()
+            plan.close()
+            self.cgroup.add(pid)
+            bootstrap.send(parent, "go")
+            msg = bootstrap.recv(parent)
+            if msg["type"] == "userns":
+                namespaces.write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
+                bootstrap.send(parent, "mapped")
+                msg = bootstrap.recv(parent)
+            if msg["type"] != "init":
+                raise ContainerError("set-up protocol: unexpected %r" % msg["type"])
+            init_pid = msg["pid"]
+            self.children.append(init_pid)
+            os.waitpid(pid, 0)
+            self.children.remove(pid)
+            st.pid = init_pid
+            st.pid_start = proc_start_time(init_pid) or 0
+            bootstrap.recv(parent, "hooks")
+            creating = st.oci()
+            creating["pid"] = init_pid
+            hooks.run("prestart", spec.hooks["prestart"], creating)
+            hooks.run("createRuntime", spec.hooks["createRuntime"], creating)
+            bootstrap.send(parent, "hooks-done", state=creating)
+            bootstrap.recv(parent, "ready")
+            st.status = "created"
+            self.store.save(st)
+        finally:
+            parent.close()
+            plan.close()
+
+    def abort(self) -> None:
+        """Kill whatever was started, reap it, remove the cgroup."""
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                _wait_gone(pid)
+        if self.cgroup is not None:
+            self.cgroup.signal_all(signal.SIGKILL)
+            self.cgroup.destroy()
+
+
+def _wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc_start_time(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.002)

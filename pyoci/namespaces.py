@@ -1,0 +1,97 @@
+"""Namespace creation and joining, and the id maps of a user namespace."""
+from __future__ import annotations
+
+import os
+
+from pyoci.errors import ConfigError
+from pyoci.spec import IDMapping, Linux, Namespace
+
+# order matters when joining: the user namespace first (it owns the others), mount last but one, time after pid
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount")
+PROC_NAME = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",
+             "cgroup": "cgroup", "time": "time"}
+
+
+def clone_flag(kind: str) -> int:
+    from pyoci.syscalls import C
+
+    return {"pid": C.CLONE_NEWPID, "network": C.CLONE_NEWNET, "mount": C.CLONE_NEWNS, "ipc": C.CLONE_NEWIPC,
+            "uts": C.CLONE_NEWUTS, "user": C.CLONE_NEWUSER, "cgroup": C.CLONE_NEWCGROUP,
+            "time": C.CLONE_NEWTIME}[kind]
+
+
+class Plan:
+    """Which namespaces to create and which to join, decided once from the spec."""
+
+    def __init__(self, linux: Linux) -> None:
+        self.new: list[str] = []
+        self.join: list[tuple[str, int]] = []  # (type, fd) opened in the runtime, before any fork
+        try:
+            for ns in sorted(linux.namespaces, key=lambda n: JOIN_ORDER.index(n.type)):
+                if ns.path:
+                    self.join.append((ns.type, self._open(ns)))
+                else:
+                    self.new.append(ns.type)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _open(ns: Namespace) -> int:
+        try:
+            return os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise ConfigError("linux.namespaces: cannot open %s namespace %s: %s" % (ns.type, ns.path, e.strerror)) from None
+
+    def has(self, kind: str) -> bool:
+        return kind in self.new or any(k == kind for k, _ in self.join)
+
+    def close(self) -> None:
+        for _, fd in self.join:
+            os.close(fd)
+        self.join = []
+
+    def join_user(self) -> None:
+        from pyoci import syscalls
+
+        for kind, fd in self.join:
+            if kind == "user":
+                syscalls.setns(fd, clone_flag("user"))
+
+    def join_others(self) -> None:
+        from pyoci import syscalls
+
+        for kind, fd in self.join:
+            if kind != "user":
+                syscalls.setns(fd, clone_flag(kind))
+
+    def unshare_flags(self) -> int:
+        flags = 0
+        for kind in self.new:
+            if kind != "user":
+                flags |= clone_flag(kind)
+        return flags
+
+
+def write_id_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping]) -> None:
+    """Written by the runtime (outside the new user namespace), as only it holds the host ids."""
+    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+        if not maps:
+            continue
+        data = "".join("%d %d %d\n" % (m.container_id, m.host_id, m.size) for m in maps)
+        try:
+            with open("/proc/%d/%s" % (pid, name), "w") as f:
+                f.write(data)
+        except OSError as e:
+            raise ConfigError("linux.%s: cannot write %s: %s" % (
+                "uidMappings" if name == "uid_map" else "gidMappings", name, e.strerror)) from None
+
+
+def write_time_offsets(offsets: dict[str, tuple[int, int]]) -> None:
+    """Must happen after unshare(CLONE_NEWTIME) and before the first process enters the namespace."""
+    if not offsets:
+        return
+    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
+    data = "".join("%s %d %d\n" % (clocks.get(k, k), s, ns) for k, (s, ns) in offsets.items())
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(data)

@@ -1,0 +1,182 @@
+"""Process set-up just before exec: rlimits, user and groups, capabilities, no_new_privs, fds, signals."""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+
+from pyoci.errors import ConfigError, ContainerError
+from pyoci.spec import Capabilities, Process
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+_INFINITY = (1 << 64) - 1
+
+
+def set_rlimits(proc: Process) -> None:
+    for rl in proc.rlimits:
+        if rl.type not in RLIMITS:
+            raise ConfigError("process.rlimits: unknown type %r" % rl.type)
+        soft = resource.RLIM_INFINITY if rl.soft >= _INFINITY else rl.soft
+        hard = resource.RLIM_INFINITY if rl.hard >= _INFINITY else rl.hard
+        try:
+            resource.setrlimit(RLIMITS[rl.type], (soft, hard))
+        except (OSError, ValueError) as e:
+            raise ContainerError("process.rlimits: cannot set %s to %d/%d: %s" % (rl.type, rl.soft, rl.hard, e)) from None
+
+
+def find_executable(proc: Process) -> str:
+    """args[0] resolved in the container's PATH (from process.env), as execvp would, checked before start."""
+    name = proc.args[0]
+    if "/" in name:
+        candidates = [name if name.startswith("/") else os.path.join(proc.cwd, name)]
+    else:
+        path = next((e[5:] for e in proc.env if e.startswith("PATH=")),
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    for c in candidates:
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    for c in candidates:
+        if os.path.exists(c):
+            raise ContainerError("process.args[0] %r: %s is not an executable file" % (name, c))
+    raise ContainerError("process.args[0] %r: executable file not found in $PATH" % name)
+
+
+CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+
+
+def last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAPABILITIES) - 1
+
+
+def _mask(names: list[str], field: str) -> int:
+    """Names -> bit mask; a name this kernel does not know is skipped with a warning, like runc."""
+    mask, top = 0, last_cap()
+    for n in names:
+        try:
+            num = CAPABILITIES.index(n)
+        except ValueError:
+            num = -1
+        if not 0 <= num <= top:
+            from pyoci import log
+
+            log.warning("process.capabilities.%s: unknown capability %r ignored" % (field, n))
+            continue
+        mask |= 1 << num
+    return mask
+
+
+def drop_bounding(caps: Capabilities | None) -> None:
+    """Before the uid change: dropping the bounding set needs CAP_SETPCAP."""
+    if caps is None:
+        return
+    import prctl
+
+    keep = _mask(caps.bounding, "bounding")
+    for cap in range(last_cap() + 1):
+        if not keep & (1 << cap):
+            prctl.capbset_drop(cap) if cap <= prctl.CAP_LAST_CAP else _raw_bset_drop(cap)
+
+
+def _raw_bset_drop(cap: int) -> None:
+    from pyoci import syscalls
+    from pyoci.syscalls import C
+
+    syscalls.prctl(C.PR_CAPBSET_DROP, cap)
+
+
+def set_user(proc: Process) -> None:
+    """Groups, gid, uid, keeping capabilities across the switch so set_capabilities can set them exactly."""
+    import prctl
+
+    u = proc.user
+    prctl.set_keepcaps(True)
+    try:
+        try:
+            os.setgroups(u.additional_gids)
+        except PermissionError:
+            if u.additional_gids:  # setgroups is denied in a user namespace with setgroups=deny
+                raise
+        os.setresgid(u.gid, u.gid, u.gid)
+        os.setresuid(u.uid, u.uid, u.uid)
+    except OSError as e:
+        raise ContainerError("process.user: cannot switch to uid %d gid %d: %s" % (u.uid, u.gid, e.strerror)) from None
+    prctl.set_keepcaps(False)
+    if u.umask is not None:
+        os.umask(u.umask)
+
+
+def set_capabilities(caps: Capabilities | None) -> None:
+    """Effective, permitted and inheritable exactly as configured (inheritable empty unless asked), then ambient."""
+    from pyoci import syscalls
+    from pyoci.syscalls import C
+
+    if caps is None:
+        caps = Capabilities()  # runc: no capabilities object means none at all
+    try:
+        syscalls.capset(_mask(caps.effective, "effective"), _mask(caps.permitted, "permitted"),
+                        _mask(caps.inheritable, "inheritable"))
+    except OSError as e:
+        raise ContainerError("process.capabilities: %s" % e.strerror) from None
+    syscalls.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL)
+    ambient = _mask(caps.ambient, "ambient")
+    for cap in range(last_cap() + 1):
+        if ambient & (1 << cap):
+            try:
+                syscalls.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, cap)
+            except OSError:
+                from pyoci import log
+
+                log.debug("ambient %s not raised: it must be permitted and inheritable" % CAPABILITIES[cap])
+
+
+def no_new_privileges(proc: Process) -> None:
+    if proc.no_new_privileges:
+        import prctl
+
+        prctl.set_no_new_privs(True)
+
+
+def close_fds(keep_upto: int, also_keep: int) -> None:
+    """Nothing of the runtime leaks into the container: fds >= keep_upto close (also_keep is CLOEXEC)."""
+    from pyoci import syscalls
+
+    if also_keep >= keep_upto:
+        if also_keep > keep_upto:
+            syscalls.close_range(keep_upto, also_keep - 1)
+        syscalls.close_range(also_keep + 1)
+    else:
+        syscalls.close_range(keep_upto)
+    for fd in range(3, keep_upto):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; exec keeps ignored signals ignored, so restore the defaults."""
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

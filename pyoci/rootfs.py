@@ -1,0 +1,391 @@
+"""Root filesystem: mounts in order, pivot_root, masked and read-only paths.
+
+Every path inside the rootfs is resolved with openat2(RESOLVE_IN_ROOT) against a directory fd of the rootfs,
+and mounts are made through the resulting O_PATH fd (/proc/self/fd/N), so a symlink in the rootfs can never
+send a mount, a mkdir or a device node onto the host.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyoci import syscalls
+from pyoci.errors import ConfigError, ContainerError
+from pyoci.spec import Mount, Spec
+from pyoci.syscalls import C
+
+O_PATH = os.O_PATH | os.O_CLOEXEC
+PROC_SUPER_MAGIC = 0x9FA0
+
+# option -> (clear, set) on the mount flags
+_FLAGS: dict[str, tuple[bool, int]] = {}
+_PROPAGATION: dict[str, int] = {}
+
+
+def _tables() -> None:
+    if _FLAGS:
+        return
+    for name, clear, flag in (
+        ("ro", False, C.MS_RDONLY), ("rw", True, C.MS_RDONLY), ("nosuid", False, C.MS_NOSUID),
+        ("suid", True, C.MS_NOSUID), ("nodev", False, C.MS_NODEV), ("dev", True, C.MS_NODEV),
+        ("noexec", False, C.MS_NOEXEC), ("exec", True, C.MS_NOEXEC), ("sync", False, C.MS_SYNCHRONOUS),
+        ("async", True, C.MS_SYNCHRONOUS), ("dirsync", False, C.MS_DIRSYNC), ("remount", False, C.MS_REMOUNT),
+        ("mand", False, C.MS_MANDLOCK), ("nomand", True, C.MS_MANDLOCK), ("noatime", False, C.MS_NOATIME),
+        ("atime", True, C.MS_NOATIME), ("nodiratime", False, C.MS_NODIRATIME), ("diratime", True, C.MS_NODIRATIME),
+        ("relatime", False, C.MS_RELATIME), ("norelatime", True, C.MS_RELATIME),
+        ("strictatime", False, C.MS_STRICTATIME), ("nostrictatime", True, C.MS_STRICTATIME),
+        ("lazytime", False, C.MS_LAZYTIME), ("nolazytime", True, C.MS_LAZYTIME),
+        ("symfollow", True, C.MS_NOSYMFOLLOW), ("nosymfollow", False, C.MS_NOSYMFOLLOW),
+        ("bind", False, C.MS_BIND), ("rbind", False, C.MS_BIND | C.MS_REC),
+    ):
+        _FLAGS[name] = (clear, flag)
+    for name, flag in (
+        ("private", C.MS_PRIVATE), ("rprivate", C.MS_PRIVATE | C.MS_REC), ("shared", C.MS_SHARED),
+        ("rshared", C.MS_SHARED | C.MS_REC), ("slave", C.MS_SLAVE), ("rslave", C.MS_SLAVE | C.MS_REC),
+        ("unbindable", C.MS_UNBINDABLE), ("runbindable", C.MS_UNBINDABLE | C.MS_REC),
+    ):
+        _PROPAGATION[name] = flag
+
+
+def parse_options(options: list[str]) -> tuple[int, list[int], str]:
+    """Mount options -> (flags, propagation flags, data string), as mount(8) reads them."""
+    _tables()
+    flags, prop, data = 0, [], []
+    for opt in options:
+        if opt in _FLAGS:
+            clear, flag = _FLAGS[opt]
+            flags = flags & ~flag if clear else flags | flag
+        elif opt in _PROPAGATION:
+            prop.append(_PROPAGATION[opt])
+        elif opt in ("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "idmap", "ridmap",
+                     "tmpcopyup"):
+            raise ConfigError("mounts: option %r is not supported by pyoci yet" % opt)
+        else:
+            data.append(opt)
+    return flags, prop, ",".join(data)
+
+
+def propagation_flag(name: str) -> int:
+    _tables()
+    if name not in _PROPAGATION:
+        raise ConfigError("linux.rootfsPropagation: unknown value %r" % name)
+    return _PROPAGATION[name]
+
+
+def fdpath(fd: int) -> str:
+    return "/proc/self/fd/%d" % fd
+
+
+def _resolve() -> int:
+    return C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS
+
+
+def open_in_root(rootfd: int, path: str, flags: int = O_PATH, nofollow: bool = False) -> int:
+    """Open path as if rootfd were '/': symlinks (absolute or '..') can never leave the rootfs."""
+    resolve = _resolve() | (C.RESOLVE_NO_SYMLINKS if nofollow else 0)
+    return syscalls.openat2(rootfd, path.lstrip("/") or ".", flags, resolve)
+
+
+def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False) -> int:
+    """mkdir -p inside the rootfs, by fd, one component at a time; returns an O_PATH fd of the directory."""
+    parts = [p for p in os.path.normpath("/" + path).split("/") if p]
+    cur = os.dup(rootfd)
+    try:
+        for i, name in enumerate(parts):
+            sub = "/".join(parts[: i + 1])
+            try:
+                fd = open_in_root(rootfd, sub, O_PATH | os.O_DIRECTORY, nofollow)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, mode, dir_fd=cur)
+                except FileExistsError:
+                    raise ContainerError("%s: %s is a dangling symlink or was just created" % (path, sub)) from None
+                fd = open_in_root(rootfd, sub, O_PATH | os.O_DIRECTORY, nofollow=True)
+            except NotADirectoryError:
+                raise ContainerError("%s: /%s is not a directory in the rootfs" % (path, sub)) from None
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise ContainerError("%s: /%s is a symlink, which is not allowed here" % (path, sub)) from None
+                raise
+            os.close(cur)
+            cur = fd
+        return cur
+    except BaseException:
+        os.close(cur)
+        raise
+
+
+def ensure_file(rootfd: int, path: str, nofollow: bool = False) -> int:
+    """Make path exist as a file (a bind target for a file or device); returns an O_PATH fd."""
+    parent = mkdir_all(rootfd, os.path.dirname(os.path.normpath("/" + path)))
+    try:
+        name = os.path.basename(os.path.normpath("/" + path))
+        try:
+            return open_in_root(rootfd, path, O_PATH, nofollow)
+        except FileNotFoundError:
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644,
+                         dir_fd=parent)
+            os.close(fd)
+            return open_in_root(rootfd, path, O_PATH, nofollow=True)
+    finally:
+        os.close(parent)
+
+
+
+
+ALLOWED_PROC_BINDS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                      "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                      "/proc/sys/kernel/ns_last_pid")
+
+
+def _check_proc_target(m: Mount, dest: str) -> None:
+    """Only a real procfs at /proc; below it, only the files lxcfs-style tools legitimately replace."""
+    if dest == "/proc":
+        if m.type != "proc":
+            raise ConfigError("mounts: %s must be of type proc, not %r (a fake /proc could redirect the "
+                              "runtime's writes)" % (dest, m.type or "bind"))
+    elif dest.startswith("/proc/") and dest not in ALLOWED_PROC_BINDS:
+        raise ConfigError("mounts: %s: mounting over procfs is not allowed" % dest)
+
+
+class Mounter:
+    """Performs the spec's mounts inside one rootfs, from the init process (in its own mount namespace)."""
+
+    def __init__(self, spec: Spec, rootfd: int, userns: bool, cgroup_paths: dict[str, str]) -> None:
+        self.spec = spec
+        self.rootfd = rootfd
+        self.userns = userns
+        self.cgroup_paths = cgroup_paths
+
+    def mount_all(self) -> None:
+        for i, m in enumerate(self.spec.mounts):
+            try:
+                self.mount(m)
+            except OSError as e:
+                raise ContainerError("mounts[%d] (%s on %s): %s" % (i, m.type or "bind", m.destination,
+                                                                   e.strerror or e)) from None
+
+    def mount(self, m: Mount) -> None:
+        dest = os.path.normpath("/" + m.destination)
+        _check_proc_target(m, dest)
+        flags, prop, data = parse_options(m.options)
+        if flags & C.MS_BIND or m.type == "bind":
+            self._bind(m, dest, flags | C.MS_BIND, prop)
+            return
+        if m.type == "cgroup":
+            self._cgroup(dest, flags, data)
+            return
+        strict = m.type in ("proc", "sysfs")  # only on real directories: CVE-2019-16884 and friends
+        fd = mkdir_all(self.rootfd, dest, nofollow=strict)
+        try:
+            try:
+                syscalls.mount(m.source or m.type, fdpath(fd), m.type, flags, data or None)
+            except PermissionError:
+                if m.type != "sysfs" or not self.userns:
+                    raise
+                syscalls.mount("/sys", fdpath(fd), None, C.MS_BIND | C.MS_REC)
+            self._propagate(fd, prop)
+        finally:
+            os.close(fd)
+
+    def _bind(self, m: Mount, dest: str, flags: int, prop: list[int]) -> None:
+        source = m.source if os.path.isabs(m.source) else os.path.join(self.spec.bundle, m.source)
+        try:
+            src = os.open(source, O_PATH)
+        except OSError as e:
+            raise ContainerError("mounts: bind source %s: %s" % (source, e.strerror)) from None
+        try:
+            is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
+            fd = mkdir_all(self.rootfd, dest) if is_dir else ensure_file(self.rootfd, dest)
+            try:
+                syscalls.mount(fdpath(src), fdpath(fd), None, flags & (C.MS_BIND | C.MS_REC))
+                # the freshly made bind mount sits on top of the path: reopen to reach it
+                os.close(fd)
+                fd = open_in_root(self.rootfd, dest)
+                extra = flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
+                if extra:
+                    syscalls.mount(None, fdpath(fd), None, C.MS_BIND | C.MS_REMOUNT | extra | _locked(fd))
+                self._propagate(fd, prop)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(src)
+
+    def _propagate(self, fd: int, prop: list[int]) -> None:
+        for p in prop:
+            syscalls.mount(None, fdpath(fd), None, p)
+
+    def _cgroup(self, dest: str, flags: int, data: str) -> None:
+        """A tmpfs with the container's own cgroup of each hierarchy bound below it (read-only when asked)."""
+        from pyoci.cgroups import hierarchies
+
+        fd = mkdir_all(self.rootfd, dest)
+        try:
+            hs = hierarchies()
+            if len(hs) == 1 and hs[0].version == 2:  # unified host: the container's cgroup is the whole mount
+                self._bind_cgroup(self.cgroup_paths.get("", hs[0].mountpoint), dest, flags)
+                return
+            syscalls.mount("tmpfs", fdpath(fd), "tmpfs", flags & ~C.MS_RDONLY, "mode=755")
+            for h in hs:
+                name = os.path.basename(h.mountpoint)
+                sub = dest + "/" + name
+                src = self.cgroup_paths.get(h.name, h.mountpoint)
+                self._bind_cgroup(src, sub, flags)
+                for ctrl in h.controllers:
+                    if ctrl != name and not ctrl.startswith("name="):
+                        try:
+                            os.symlink(name, ctrl, dir_fd=fd)
+                        except FileExistsError:
+                            pass
+            if flags & C.MS_RDONLY:
+                os.close(fd)
+                fd = open_in_root(self.rootfd, dest)
+                syscalls.mount(None, fdpath(fd), None, C.MS_REMOUNT | flags)
+        finally:
+            os.close(fd)
+
+    def _bind_cgroup(self, src: str, dest: str, flags: int) -> None:
+        fd = mkdir_all(self.rootfd, dest)
+        try:
+            syscalls.mount(src, fdpath(fd), None, C.MS_BIND | C.MS_REC)
+            os.close(fd)
+            fd = open_in_root(self.rootfd, dest)
+            syscalls.mount(None, fdpath(fd), None, C.MS_BIND | C.MS_REMOUNT | flags | _locked(fd))
+        finally:
+            os.close(fd)
+
+
+def _locked(fd: int) -> int:
+    """Flags the kernel locks on a bind mount made inside a user namespace: keep them on remount."""
+    st = os.statvfs(fdpath(fd))
+    out = 0
+    for bit, flag in ((os.ST_NOSUID, C.MS_NOSUID), (os.ST_NODEV, C.MS_NODEV), (os.ST_NOEXEC, C.MS_NOEXEC),
+                      (os.ST_RDONLY, 0)):
+        if st.f_flag & bit:
+            out |= flag
+    return out
+
+
+def prepare(spec: Spec) -> int:
+    """Make mount events stay inside our namespace and turn the rootfs into a mount point; returns its fd."""
+    prop = C.MS_SLAVE | C.MS_REC
+    if spec.linux.rootfs_propagation:
+        prop = propagation_flag(spec.linux.rootfs_propagation)
+    syscalls.mount(None, "/", None, prop)
+    syscalls.mount(spec.root_path, spec.root_path, None, C.MS_BIND | C.MS_REC)
+    if prop & C.MS_SHARED:
+        _make_parent_private(spec.root_path)
+    return os.open(spec.root_path, O_PATH | os.O_DIRECTORY)
+
+
+def _make_parent_private(path: str) -> None:
+    """pivot_root refuses a new root whose parent mount is shared."""
+    parent = os.path.dirname(path)
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if (parent == mp or parent.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    syscalls.mount(None, best, None, C.MS_PRIVATE)
+
+
+def mask_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None:
+    """maskedPaths: /dev/null over files, an empty read-only tmpfs over directories; readonlyPaths: ro binds.
+
+    Run before pivot_root, with the container's /dev/null opened by fd and checked to be char 1:3.
+    """
+    null = None
+    for path in masked:
+        try:
+            fd = open_in_root(rootfd, path)
+        except FileNotFoundError:
+            continue
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                syscalls.mount("tmpfs", fdpath(fd), "tmpfs", C.MS_RDONLY, None)
+            else:
+                if null is None:
+                    null = _open_dev_null(rootfd)
+                syscalls.mount(fdpath(null), fdpath(fd), None, C.MS_BIND)
+        finally:
+            os.close(fd)
+    if null is not None:
+        os.close(null)
+    for path in readonly:
+        try:
+            fd = open_in_root(rootfd, path)
+        except FileNotFoundError:
+            continue
+        try:
+            syscalls.mount(fdpath(fd), fdpath(fd), None, C.MS_BIND | C.MS_REC)
+            os.close(fd)
+            fd = open_in_root(rootfd, path)
+            syscalls.mount(None, fdpath(fd), None,
+                           C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | C.MS_REC | _locked(fd))
+        finally:
+            os.close(fd)
+
+
+def _open_dev_null(rootfd: int) -> int:
+    """The container's /dev/null, refusing anything that is not the real 1:3 character device."""
+    try:
+        fd = open_in_root(rootfd, "/dev/null", nofollow=True)
+    except OSError:
+        fd = os.open("/dev/null", O_PATH)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 1 or os.minor(st.st_rdev) != 3:
+        os.close(fd)
+        raise ContainerError("/dev/null in the rootfs is not the null device; refusing to use it for maskedPaths")
+    return fd
+
+
+def pivot(rootfs: str, no_pivot: bool) -> None:
+    """Enter the rootfs: pivot_root(".", ".") and lazily detach the old root (runc's way), or MS_MOVE+chroot."""
+    os.chdir(rootfs)
+    if no_pivot:
+        syscalls.mount(rootfs, "/", None, C.MS_MOVE)
+        os.chroot(".")
+    else:
+        old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            syscalls.pivot_root(".", ".")
+            os.fchdir(old)
+            syscalls.mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
+            syscalls.umount2(".", C.MNT_DETACH)
+        finally:
+            os.close(old)
+    os.chdir("/")
+
+
+def remount_root_readonly() -> None:
+    syscalls.mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | _locked_path("/"))
+
+
+def _locked_path(path: str) -> int:
+    fd = os.open(path, O_PATH)
+    try:
+        return _locked(fd)
+    finally:
+        os.close(fd)
+
+
+def write_sysctls(sysctl: dict[str, str]) -> None:
+    """Through the runtime's own /proc (before pivot), never a path the container could have replaced."""
+    for key, value in sysctl.items():
+        rel = key.replace(".", "/")
+        if not key or ".." in key.split(".") or "/" in key:
+            raise ConfigError("linux.sysctl: invalid name %r" % key)
+        try:
+            fd = os.open("/proc/sys/" + rel, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ConfigError("linux.sysctl.%s: no such sysctl" % key) from None
+        try:
+            if syscalls.fstatfs_type(fd) != PROC_SUPER_MAGIC:
+                raise ContainerError("linux.sysctl.%s: /proc/sys is not procfs" % key)
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise ContainerError("linux.sysctl.%s: cannot set %r: %s" % (key, value, e.strerror)) from None
+        finally:
+            os.close(fd)

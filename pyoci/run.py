@@ -1,0 +1,157 @@
+"""`run`: create + start, then (in the foreground) wait as subreaper, forward signals, proxy a terminal."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+from pyoci.errors import PyociError
+
+_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH, signal.SIGTTIN,
+                  signal.SIGTTOU, signal.SIGTSTP, signal.SIGURG}
+
+
+def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = False,
+        pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0,
+        no_pivot: bool = False, no_new_keyring: bool = False, systemd_cgroup: bool = False) -> int:
+    """Returns the container's exit code (128+N if killed by signal N); 0 when detached."""
+    from pyoci import spec as specmod
+    from pyoci.container import Container
+
+    spec = specmod.load(bundle)
+    tty = bool(spec.process and spec.process.terminal) and console_socket is None and not detach
+    ours = theirs = None
+    if tty:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if not detach:
+        import prctl
+
+        prctl.set_child_subreaper(True)  # the init is our grandchild: make it ours to reap
+    try:
+        c = Container.create(cid, bundle, root, pid_file=pid_file, console_socket=console_socket,
+                             preserve_fds=preserve_fds, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                             systemd_cgroup=systemd_cgroup, _console=theirs, _spec=spec)
+    finally:
+        if theirs is not None:
+            theirs.close()
+    forward = _Forwarder(c.refresh().pid) if not detach else None
+    try:
+        c.start()
+    except PyociError:
+        if forward:
+            forward.restore()
+        _cleanup(c)
+        raise
+    if detach:
+        return 0
+    assert forward is not None
+    proxy = None
+    try:
+        if ours is not None:
+            from pyoci.console import recv_fd
+
+            proxy = _TtyProxy(recv_fd(ours))
+            forward.on_winch = proxy.resize
+        code = c.wait()
+    finally:
+        forward.restore()
+        if proxy is not None:
+            proxy.close()
+        if ours is not None:
+            ours.close()
+    if not keep:
+        _cleanup(c)
+    return code
+
+
+def _cleanup(c: Any) -> None:
+    try:
+        c.delete(force=True)
+    except PyociError as e:
+        from pyoci import log
+
+        log.warning("cleanup of %s: %s" % (c.id, e))
+
+
+class _Forwarder:
+    """Signals the runtime receives go to the container's init, as runc run does."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.on_winch: Any = None
+        self.saved: dict[int, Any] = {}
+        for sig in range(1, signal.NSIG):
+            if sig in _NOT_FORWARDED or sig in (32, 33):
+                continue
+            try:
+                self.saved[sig] = signal.signal(sig, self._handle)
+            except (OSError, ValueError):
+                pass
+        self.saved[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._winch)
+
+    def _handle(self, sig: int, _frame: Any) -> None:
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _winch(self, _sig: int, _frame: Any) -> None:
+        if self.on_winch is not None:
+            self.on_winch()
+
+    def restore(self) -> None:
+        for sig, old in self.saved.items():
+            try:
+                signal.signal(sig, old)
+            except (OSError, ValueError, TypeError):
+                pass
+
+
+class _TtyProxy:
+    """Copy between our stdio and the container's pty master; raw mode while a real terminal is attached."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.saved: Any = None
+        if os.isatty(0):
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+            self.resize()
+        self.out = threading.Thread(target=self._copy, args=(master, 1), daemon=True)
+        self.inp = threading.Thread(target=self._copy, args=(0, master), daemon=True)
+        self.out.start()
+        self.inp.start()
+
+    def resize(self) -> None:
+        if os.isatty(0):
+            import fcntl
+            import termios
+
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+
+    @staticmethod
+    def _copy(src: int, dst: int) -> None:
+        while True:
+            try:
+                data = os.read(src, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                os.write(dst, data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.out.join(timeout=2)  # drain what the container printed last
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+        os.close(self.master)

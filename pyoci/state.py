@@ -1,0 +1,141 @@
+"""Per-container state under --root: one directory per id, state.json written atomically, flock'd.
+
+The init's pid is stored with its start time (field 22 of /proc/PID/stat) so that a recycled pid is never
+mistaken for the container.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from pyoci.errors import AlreadyExists, NotFound, UsageError
+
+OCI_VERSION = "1.2.0"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.-]*$")
+EXEC_SOCKET = "exec.sock"
+
+
+@dataclass
+class State:
+    id: str
+    bundle: str
+    status: str = "creating"
+    pid: int = 0
+    pid_start: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    rootfs: str = ""
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    hooks: dict[str, Any] = field(default_factory=dict)  # poststart/poststop hooks, kept for later commands
+    owner: str = "root"
+
+    def oci(self) -> dict[str, Any]:
+        """The state object the spec defines (runtime.md#state)."""
+        out: dict[str, Any] = {"ociVersion": OCI_VERSION, "id": self.id, "status": self.status}
+        if self.status in ("created", "running"):
+            out["pid"] = self.pid
+        out["bundle"] = self.bundle
+        if self.annotations:
+            out["annotations"] = self.annotations
+        return out
+
+
+def check_id(cid: str) -> None:
+    """Ids become directory names: refuse anything that could escape --root."""
+    if not cid or len(cid) > 1024 or not _ID.match(cid):
+        raise UsageError("invalid container id %r: use letters, digits and _ + . - (not starting with . or -)" % cid)
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of pid in clock ticks, or None when it is gone or a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+class Store:
+    """The --root directory."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir(self, cid: str) -> str:
+        check_id(cid)
+        return os.path.join(self.root, cid)
+
+    def create(self, cid: str) -> str:
+        """Claim the id atomically: mkdir either succeeds for exactly one caller or fails."""
+        path = self.dir(cid)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise AlreadyExists("container %r already exists" % cid) from None
+        return path
+
+    def lock(self, cid: str, shared: bool = False) -> int:
+        """flock the container's directory; commands on one id serialize. Returns the fd to close."""
+        path = self.dir(cid)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound("container %r does not exist" % cid) from None
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        if not os.path.isfile(os.path.join(path, "state.json")):  # deleted while we waited
+            os.close(fd)
+            raise NotFound("container %r does not exist" % cid)
+        return fd
+
+    def load(self, cid: str) -> State:
+        try:
+            with open(os.path.join(self.dir(cid), "state.json"), "rb") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise NotFound("container %r does not exist" % cid) from None
+        except ValueError:
+            raise NotFound("container %r has a corrupt state file" % cid) from None
+        return State(**data)
+
+    def save(self, st: State) -> None:
+        path = os.path.join(self.dir(st.id), "state.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(st), f)
+        os.replace(tmp, path)
+
+    def remove(self, cid: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir(cid), ignore_errors=True)
+
+    def ids(self) -> Iterator[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if _ID.match(name) and os.path.isfile(os.path.join(self.root, name, "state.json")):
+                yield name
+
+
+def refresh(st: State, state_dir: str) -> State:
+    """Derive the live status: created while the exec socket waits, running while the init lives."""
+    if st.status in ("creating", "stopped") or not st.pid:
+        return st
+    if proc_start_time(st.pid) != st.pid_start:
+        st.status = "stopped"
+    elif os.path.exists(os.path.join(state_dir, EXEC_SOCKET)):
+        st.status = "created"
+    else:
+        st.status = "running"
+    return st
