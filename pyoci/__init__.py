@@ -4,7 +4,9 @@ Importing the package is cheap: the API (Container, errors) loads on first use.
 """
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["Container", "PyociError", "run"]

@@ -11,15 +11,18 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
 from pyoci.errors import ContainerError, PyociError
-from pyoci.spec import Spec
+from pyoci.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from pyoci.spec import Spec
 
 
-@dataclass
-class Launch:
+class Launch(Record):
     """Everything the children need, decided by the runtime before the fork."""
 
     spec: Spec
@@ -31,7 +34,7 @@ class Launch:
     preserve_fds: int = 0
     no_pivot: bool = False
     no_new_keyring: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = {}
 
 
 def send(sock: socket.socket, kind: str, **data: Any) -> None:
@@ -90,6 +93,7 @@ def stage1(launch: Launch) -> NoReturn:
             recv(sock, "mapped")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            prctl.set_dumpable(True)  # the uid change cleared it; /proc/self/* must stay ours to write
         plan.join_others()
         flags = plan.unshare_flags()
         if flags:
@@ -120,6 +124,10 @@ def init(launch: Launch) -> NoReturn:
         import prctl
 
         prctl.set_pdeathsig(0)
+        proc = launch.spec.process
+        if proc is not None and proc.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:  # before dumpable 0 makes /proc/self root's
+                f.write(str(proc.oom_score_adj))
         prctl.set_dumpable(False)  # nothing in the container may ptrace or open /proc/1/* of the runtime
         _setup(launch)
     except BaseException as e:  # noqa: BLE001
@@ -127,21 +135,23 @@ def init(launch: Launch) -> NoReturn:
     _wait_and_exec(launch)
 
 
-def _preload(spec: Spec) -> None:
-    """Import now what the init needs after pivot_root, when the host's files are out of reach."""
+def preload(spec: Spec) -> None:
+    """Import, in the runtime before it forks, all the children will need: after pivot_root, or as an
+    unprivileged host uid in a user namespace, the interpreter's files are out of reach."""
     import fcntl  # noqa: F401
+    import resource  # noqa: F401
     import termios  # noqa: F401
 
-    from pyoci import console, hooks, process  # noqa: F401
+    import prctl  # noqa: F401
 
-    if spec.hooks["startContainer"]:
+    from pyoci import console, devices, hooks, namespaces, process, rootfs, syscalls  # noqa: F401
+
+    if spec.hooks["createContainer"] or spec.hooks["startContainer"]:
         import subprocess  # noqa: F401
 
 
 def _setup(launch: Launch) -> None:
     from pyoci import devices, rootfs
-
-    _preload(launch.spec)
 
     spec, sock = launch.spec, launch.sync
     plan = launch.namespaces
@@ -158,9 +168,6 @@ def _setup(launch: Launch) -> None:
     if spec.linux.sysctl:
         rootfs.write_sysctls(spec.linux.sysctl)
     proc = spec.process
-    if proc is not None and proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
     rootfs.mask_paths(rootfd, spec.linux.masked_paths, spec.linux.readonly_paths)
     os.close(rootfd)
     rootfs.pivot(spec.root_path, launch.no_pivot)

@@ -8,28 +8,33 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
 
 
-@dataclass(frozen=True)
 class Opt:
-    dest: str
-    flags: tuple[str, ...]
-    kind: type = bool  # bool: a flag; str/int: takes a value
-    default: Any = None
-    help: str = ""
-    choices: tuple[str, ...] = ()
+    """One option: kind bool is a flag, str/int take a value."""
+
+    __slots__ = ("dest", "flags", "kind", "default", "help", "choices")
+
+    def __init__(self, dest: str, flags: tuple[str, ...], kind: type = bool, default: Any = None, help: str = "",
+                 choices: tuple[str, ...] = ()) -> None:
+        self.dest, self.flags, self.kind, self.default, self.help, self.choices = (
+            dest, flags, kind, default, help, choices)
 
 
-@dataclass(frozen=True)
 class Cmd:
-    help: str
-    args: tuple[str, ...] = ()  # positional names; a trailing '?' marks an optional one
-    opts: tuple[Opt, ...] = ()
+    """One command: positional names (a trailing '?' marks an optional one) and options."""
+
+    __slots__ = ("help", "args", "opts")
+
+    def __init__(self, help: str, args: tuple[str, ...] = (), opts: tuple[Opt, ...] = ()) -> None:
+        self.help, self.args, self.opts = help, args, opts
 
 
 GLOBAL = (

@@ -10,6 +10,7 @@ import termios
 
 from pyoci import syscalls
 from pyoci.errors import ContainerError
+from pyoci.syscalls import C
 
 DEVPTS_SUPER_MAGIC = 0x1CD1
 
@@ -31,8 +32,8 @@ def open_pty() -> tuple[int, int, str]:
     try:
         if syscalls.fstatfs_type(master) != DEVPTS_SUPER_MAGIC:
             raise ContainerError("/dev/ptmx is not on a devpts filesystem")
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-        n = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+        fcntl.ioctl(master, C.TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(master, C.TIOCGPTN, b"\0\0\0\0"))[0]
         name = "/dev/pts/%d" % n
         slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
         if syscalls.fstatfs_type(slave) != DEVPTS_SUPER_MAGIC:

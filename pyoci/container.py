@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import time
-from dataclasses import asdict
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from pyoci import log
 from pyoci.errors import ContainerError, InvalidState, PyociError, UsageError
@@ -42,7 +44,7 @@ def parse_signal(value: str | int) -> int:
 
 
 def _hook_dicts(hooks: list[Any]) -> list[dict[str, Any]]:
-    return [asdict(h) for h in hooks]
+    return [h.as_dict() for h in hooks]
 
 
 def _hooks_from(data: list[dict[str, Any]]) -> list[Any]:
@@ -318,6 +320,7 @@ class _Builder:
         st.cgroup_paths = {"paths": self.cgroup.paths, "created": self.cgroup.created}
         self.store.save(st)
         plan = namespaces.Plan(spec.linux)
+        bootstrap.preload(spec)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if console_path is not None:

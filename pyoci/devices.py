@@ -107,5 +107,8 @@ def check_dev_in_root(rootfd: int) -> None:
     except FileNotFoundError:
         return
     except OSError as e:
-        raise ContainerError("rootfs /dev: %s (a symlink is not allowed)" % e.strerror) from None
+        import errno
+
+        why = "a symlink, which is not allowed" if e.errno == errno.ELOOP else e.strerror
+        raise ContainerError("rootfs /dev: %s" % why) from None
     os.close(fd)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from pyoci.errors import HookError
 from pyoci.spec import Hook

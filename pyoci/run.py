@@ -5,7 +5,9 @@ import os
 import signal
 import socket
 import threading
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from pyoci.errors import PyociError
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
-
 from pyoci.errors import ConfigError
+from pyoci.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
@@ -61,77 +63,68 @@ class _Reader:
         return value
 
 
-@dataclass
-class User:
+class User(Record):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: list[int] = []
 
 
-@dataclass
-class Capabilities:
-    bounding: list[str] = field(default_factory=list)
-    effective: list[str] = field(default_factory=list)
-    inheritable: list[str] = field(default_factory=list)
-    permitted: list[str] = field(default_factory=list)
-    ambient: list[str] = field(default_factory=list)
+class Capabilities(Record):
+    bounding: list[str] = []
+    effective: list[str] = []
+    inheritable: list[str] = []
+    permitted: list[str] = []
+    ambient: list[str] = []
 
 
-@dataclass
-class Rlimit:
+class Rlimit(Record):
     type: str
     soft: int
     hard: int
 
 
-@dataclass
-class Process:
+class Process(Record):
     args: list[str]
     cwd: str
-    env: list[str] = field(default_factory=list)
+    env: list[str] = []
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (height, width)
-    user: User = field(default_factory=User)
+    user: User
     capabilities: Capabilities | None = None
-    rlimits: list[Rlimit] = field(default_factory=list)
+    rlimits: list[Rlimit] = []
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
 
 
-@dataclass
-class Mount:
+class Mount(Record):
     destination: str
     type: str = ""
     source: str = ""
-    options: list[str] = field(default_factory=list)
+    options: list[str] = []
 
 
-@dataclass
-class Hook:
+class Hook(Record):
     path: str
-    args: list[str] = field(default_factory=list)
-    env: list[str] = field(default_factory=list)
+    args: list[str] = []
+    env: list[str] = []
     timeout: int | None = None
 
 
-@dataclass
-class Namespace:
+class Namespace(Record):
     type: str
     path: str = ""
 
 
-@dataclass
-class IDMapping:
+class IDMapping(Record):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
-class Device:
+class Device(Record):
     path: str
     type: str
     major: int = 0
@@ -141,20 +134,19 @@ class Device:
     gid: int | None = None
 
 
-@dataclass
-class Linux:
-    namespaces: list[Namespace] = field(default_factory=list)
-    uid_mappings: list[IDMapping] = field(default_factory=list)
-    gid_mappings: list[IDMapping] = field(default_factory=list)
-    time_offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
-    devices: list[Device] = field(default_factory=list)
+class Linux(Record):
+    namespaces: list[Namespace] = []
+    uid_mappings: list[IDMapping] = []
+    gid_mappings: list[IDMapping] = []
+    time_offsets: dict[str, tuple[int, int]] = {}
+    devices: list[Device] = []
     cgroups_path: str = ""
     resources: dict[str, Any] | None = None
-    sysctl: dict[str, str] = field(default_factory=dict)
+    sysctl: dict[str, str] = {}
     seccomp: dict[str, Any] | None = None
     rootfs_propagation: str = ""
-    masked_paths: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
+    masked_paths: list[str] = []
+    readonly_paths: list[str] = []
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -163,8 +155,7 @@ class Linux:
         return None
 
 
-@dataclass
-class Spec:
+class Spec(Record):
     oci_version: str
     bundle: str
     root_path: str  # absolute

@@ -8,29 +8,30 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
 
 from pyoci.errors import AlreadyExists, NotFound, UsageError
+from pyoci.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 OCI_VERSION = "1.2.0"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.-]*$")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 EXEC_SOCKET = "exec.sock"
 
 
-@dataclass
-class State:
+class State(Record):
     id: str
     bundle: str
     status: str = "creating"
     pid: int = 0
     pid_start: int = 0
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = {}
     created: str = ""
     rootfs: str = ""
-    cgroup_paths: dict[str, str] = field(default_factory=dict)
-    hooks: dict[str, Any] = field(default_factory=dict)  # poststart/poststop hooks, kept for later commands
+    cgroup_paths: dict[str, str] = {}
+    hooks: dict[str, Any] = {}  # poststart/poststop hooks, kept for later commands
     owner: str = "root"
 
     def oci(self) -> dict[str, Any]:
@@ -44,9 +45,13 @@ class State:
         return out
 
 
+def valid_id(cid: str) -> bool:
+    return 0 < len(cid) <= 1024 and cid[0] not in ".-+" and _ID_CHARS.issuperset(cid)
+
+
 def check_id(cid: str) -> None:
     """Ids become directory names: refuse anything that could escape --root."""
-    if not cid or len(cid) > 1024 or not _ID.match(cid):
+    if not valid_id(cid):
         raise UsageError("invalid container id %r: use letters, digits and _ + . - (not starting with . or -)" % cid)
 
 
@@ -110,13 +115,26 @@ class Store:
         path = os.path.join(self.dir(st.id), "state.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(asdict(st), f)
+            json.dump(st.as_dict(), f)
         os.replace(tmp, path)
 
     def remove(self, cid: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        path = self.dir(cid)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:  # flat by construction: state.json, exec.sock, *.tmp
+            try:
+                os.unlink(os.path.join(path, name))
+            except IsADirectoryError:
+                os.rmdir(os.path.join(path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
 
     def ids(self) -> Iterator[str]:
         try:
@@ -124,7 +142,7 @@ class Store:
         except FileNotFoundError:
             return
         for name in names:
-            if _ID.match(name) and os.path.isfile(os.path.join(self.root, name, "state.json")):
+            if valid_id(name) and os.path.isfile(os.path.join(self.root, name, "state.json")):
                 yield name
 
 

@@ -14,6 +14,7 @@ tmp=$(mktemp -d "${dest%/}.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/sbin" "$tmp/usr/bin" "$tmp/usr/sbin" "$tmp/etc" "$tmp/proc" "$tmp/sys" \
          "$tmp/dev" "$tmp/tmp" "$tmp/root" "$tmp/home" "$tmp/var" "$tmp/run"
+chmod 755 "$tmp"
 chmod 1777 "$tmp/tmp"
 cp "$bb" "$tmp/bin/busybox"
 for applet in $("$bb" --list); do
