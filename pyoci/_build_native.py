@@ -19,6 +19,7 @@ int pyoci_close_range(unsigned int first, unsigned int last, unsigned int flags)
 int pyoci_pidfd_open(int pid, unsigned int flags);
 int pyoci_pidfd_send_signal(int pidfd, int sig);
 long pyoci_fstatfs_type(int fd);
+long pyoci_join_session_keyring(const char *name);
 int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
 
 #define CLONE_NEWNS ...
@@ -88,6 +89,7 @@ SOURCE = """
 #include <sys/syscall.h>
 #include <linux/openat2.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
@@ -122,6 +124,9 @@ static long pyoci_fstatfs_type(int fd)
         return -1;
     return (long)(unsigned long)st.f_type;
 }
+
+static long pyoci_join_session_keyring(const char *name)
+{ return syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name); }
 
 static int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable)
 {

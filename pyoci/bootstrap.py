@@ -168,6 +168,8 @@ def _setup(launch: Launch) -> None:
     if spec.linux.sysctl:
         rootfs.write_sysctls(spec.linux.sysctl)
     proc = spec.process
+    if not launch.no_new_keyring:
+        _new_keyring(launch.extra.get("id", ""))
     rootfs.mask_paths(rootfd, spec.linux.masked_paths, spec.linux.readonly_paths)
     os.close(rootfd)
     rootfs.pivot(spec.root_path, launch.no_pivot)
@@ -194,6 +196,18 @@ def _setup(launch: Launch) -> None:
         signal.signal(sig, _exit_on_signal)  # pid 1 ignores unhandled signals: let kill work while created
     send(sock, "ready")
     sock.close()
+
+
+def _new_keyring(cid: str) -> None:
+    import errno
+
+    from pyoci import syscalls
+
+    try:
+        syscalls.join_session_keyring("_ses." + cid if cid else "_ses")
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EDQUOT):  # no keyrings here, or the user's quota is full
+            raise ContainerError("cannot create a session keyring: %s (use --no-new-keyring)" % e.strerror) from None
 
 
 def _terminal(launch: Launch) -> None:

@@ -175,11 +175,12 @@ def do_start(g: dict[str, Any], o: dict[str, Any]) -> int:
 
 
 def do_state(g: dict[str, Any], o: dict[str, Any]) -> int:
-    import json
-
     from pyoci.container import Container
 
-    sys.stdout.write(json.dumps(Container.load(o["id"], g["root"]).state(), indent=2) + "\n")
+    state = Container.load(o["id"], g["root"]).state()
+    import json
+
+    sys.stdout.write(json.dumps(state, indent=2) + "\n")
     return 0
 
 

@@ -9,12 +9,11 @@ The CLI is a thin layer over this module.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
 from pyoci import log
@@ -24,8 +23,13 @@ from pyoci.state import EXEC_SOCKET, State, Store, proc_start_time, refresh
 DEFAULT_ROOT = "/run/pyoci"
 
 
+SIGKILL = 9
+
+
 def parse_signal(value: str | int) -> int:
     """runc accepts 9, KILL, SIGKILL (any case)."""
+    import signal
+
     if isinstance(value, int):
         sig = value
     else:
@@ -151,6 +155,8 @@ class Container:
             st = self.refresh()
             if st.status != "created":
                 raise InvalidState("container %r is %s, not created: cannot start it" % (self.id, st.status))
+            import socket
+
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 try:
@@ -182,7 +188,7 @@ class Container:
             os.close(lock)
 
     # --- kill ----------------------------------------------------------------------------------------
-    def kill(self, sig: str | int = signal.SIGTERM, all: bool = False) -> None:  # noqa: A002 - runc's flag
+    def kill(self, sig: str | int = "SIGTERM", all: bool = False) -> None:  # noqa: A002 - runc's flag
         signum = parse_signal(sig)
         lock = self.store.lock(self.id)
         try:
@@ -219,10 +225,10 @@ class Container:
 
     def _kill_everything(self, st: State) -> None:
         cg = self._cgroup()
-        cg.signal_all(signal.SIGKILL)
+        cg.signal_all(SIGKILL)
         if st.pid:
             try:
-                _signal_pid(st.pid, st.pid_start, signal.SIGKILL)
+                _signal_pid(st.pid, st.pid_start, SIGKILL)
             except PyociError:
                 pass
         deadline = time.monotonic() + 10
@@ -231,7 +237,7 @@ class Container:
                 proc_start_time(p) is not None for p in cg.pids())
             if not alive:
                 return
-            cg.signal_all(signal.SIGKILL)
+            cg.signal_all(SIGKILL)
             time.sleep(0.005)
         log.warning("container %s: processes still alive after SIGKILL" % self.id)
 
@@ -311,6 +317,8 @@ class _Builder:
 
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
               no_new_keyring: bool, systemd: bool, lock: int | None) -> None:
+        import socket
+
         from pyoci import bootstrap, console as consolemod, hooks, namespaces
         from pyoci.cgroups import Cgroup
 
@@ -331,7 +339,7 @@ class _Builder:
             launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                                      extra={"close": [lock] if lock is not None else []})
+                                      extra={"close": [lock] if lock is not None else [], "id": st.id})
             pid = os.fork()
             if pid == 0:
                 parent.close()
@@ -374,7 +382,7 @@ class _Builder:
         """Kill whatever was started, reap it, remove the cgroup."""
         for pid in self.children:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
         for pid in self.children:
@@ -383,7 +391,7 @@ class _Builder:
             except ChildProcessError:
                 _wait_gone(pid)
         if self.cgroup is not None:
-            self.cgroup.signal_all(signal.SIGKILL)
+            self.cgroup.signal_all(SIGKILL)
             self.cgroup.destroy()
 
 

@@ -6,7 +6,6 @@ mistaken for the container.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
 from pyoci.errors import AlreadyExists, NotFound, UsageError
@@ -104,14 +103,19 @@ class Store:
     def load(self, cid: str) -> State:
         try:
             with open(os.path.join(self.dir(cid), "state.json"), "rb") as f:
-                data = json.load(f)
+                raw = f.read()
         except FileNotFoundError:
             raise NotFound("container %r does not exist" % cid) from None
-        except ValueError:
+        import json  # only now: a missing container never pays for it
+
+        try:
+            return State(**json.loads(raw))
+        except (ValueError, TypeError):
             raise NotFound("container %r has a corrupt state file" % cid) from None
-        return State(**data)
 
     def save(self, st: State) -> None:
+        import json
+
         path = os.path.join(self.dir(st.id), "state.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:

@@ -79,3 +79,8 @@ def fstatfs_type(fd: int) -> int:
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """All three sets in one call, as 64-bit masks (python-prctl does not know caps past CAP_BPF/PERFMON)."""
     _check(lib.pyoci_capset(effective, permitted, inheritable), "capset")
+
+
+def join_session_keyring(name: str) -> int:
+    """A new session keyring, so the container cannot read the caller's keys (runc does the same)."""
+    return _check(lib.pyoci_join_session_keyring(name.encode()), "keyctl(JOIN_SESSION_KEYRING)")

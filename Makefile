@@ -1,0 +1,36 @@
+# The two commands (see README): `make run` sets everything up and runs the busybox container,
+# `make test` runs the whole test suite. Both work on a fresh Debian 12 machine, as root.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ROOTFS := bundles/busybox/rootfs
+APT    := libcap-dev libseccomp-dev busybox-static runc iproute2
+
+.PHONY: run test deps install rootfs bench conformance
+run: install rootfs
+	cd bundles/busybox && ../../$(VENV)/bin/pyoci run demo-$$$$
+
+test: install rootfs
+	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+deps:
+	@missing=""; for p in $(APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: deps $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(PY) -m compileall -q pyoci
+
+rootfs: deps
+	@[ -x $(ROOTFS)/bin/busybox ] || sh bundles/busybox/build-rootfs.sh
+
+bench: install rootfs
+	$(PY) bench/bench.py
+
+conformance: install rootfs
+	$(PY) -m conformance --runtime $(VENV)/bin/pyoci --reference runc
