@@ -319,10 +319,10 @@ def _click_main(argv: list[str]) -> NoReturn:
         out: list[click.Parameter] = []
         for o in opts:
             if o.kind is bool:
-                out.append(click.Option(list(o.flags), o.dest, is_flag=True, default=o.default, help=o.help))
+                out.append(click.Option(list(o.flags) + [o.dest], is_flag=True, default=o.default, help=o.help))
             else:
                 typ = click.Choice(o.choices) if o.choices else o.kind
-                out.append(click.Option(list(o.flags), o.dest, type=typ, default=o.default, help=o.help,
+                out.append(click.Option(list(o.flags) + [o.dest], type=typ, default=o.default, help=o.help,
                                         show_default=o.default not in (None, "")))
         return out
 

@@ -5,7 +5,6 @@ JSON-schema check runs only when something is wrong, so a valid config never pay
 """
 from __future__ import annotations
 
-import json
 import os
 from pyoci.errors import ConfigError
 from pyoci.record import Record
@@ -268,14 +267,11 @@ def load(bundle: str) -> Spec:
     from pyoci import validate
 
     bundle = os.path.abspath(bundle)
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            raw = json.load(f)
-    except FileNotFoundError:
-        raise ConfigError("%s: no such file (is --bundle right?)" % path) from None
-    except (OSError, ValueError) as e:
-        raise ConfigError("%s: %s" % (path, e)) from None
+    if not os.path.isdir(bundle):
+        raise ConfigError("bundle %s: not a directory (is --bundle right?)" % bundle)
+    raw, unreadable = validate.load_json(os.path.join(bundle, "config.json"))
+    if unreadable:
+        raise ConfigError(str(unreadable[0]))
     problems = validate.validate_config(raw, bundle)
     errors = [p for p in problems if not p.warning]
     if errors:
@@ -295,8 +291,10 @@ def load(bundle: str) -> Spec:
 
 
 def _summary(errors: list[Any]) -> str:
-    first = "invalid config.json: %s" % errors[0]
-    return first if len(errors) == 1 else "%s (and %d more problems; run `pyoci validate`)" % (first, len(errors) - 1)
+    """Every problem, on one line (the CLI's rule), the same words `pyoci validate` prints."""
+    shown = "; ".join(str(p) for p in errors[:10])
+    more = " (and %d more: run `pyoci validate`)" % (len(errors) - 10) if len(errors) > 10 else ""
+    return "invalid config.json: %s%s" % (shown, more)
 
 
 def default_config(rootless: bool = False) -> dict[str, Any]:
