@@ -150,6 +150,31 @@ def preload(spec: Spec) -> None:
         import subprocess  # noqa: F401
 
 
+def load_dmz() -> bytes:
+    """The static exec helper's bytes, read while the host's files are still reachable."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_dmz")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ContainerError("%s: %s (pyoci was installed without its exec helper; reinstall it)"
+                             % (path, e.strerror)) from None
+
+
+def _exec_via_dmz(dmz: bytes, exe: str, args: list[str], env: dict[str, str]) -> NoReturn:
+    """Exec through a sealed memfd copy of pyoci-dmz: while process.args is being exec'd, /proc/self/exe
+    is that sealed copy, never the host's Python interpreter, so it cannot be overwritten (CVE-2019-5736)."""
+    import fcntl
+
+    fd = os.memfd_create("pyoci-dmz", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(dmz)
+    while view:
+        view = view[os.write(fd, view):]
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+                | fcntl.F_SEAL_WRITE)
+    os.execve(fd, ["pyoci-dmz", exe] + list(args), env)
+
+
 def _setup(launch: Launch) -> None:
     from pyoci import devices, rootfs
 
@@ -304,9 +329,9 @@ def _wait_and_exec(launch: Launch) -> NoReturn:
             os.close(conn.detach())
         process.close_fds(3 + launch.preserve_fds, fd)
         process.reset_signals()
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
         try:
-            os.execve(launch.extra["exe"], proc.args, dict(e.split("=", 1) if "=" in e else (e, "")
-                                                           for e in launch.extra["env"]))
+            _exec_via_dmz(launch.extra["dmz"], launch.extra["exe"], proc.args, env)
         except OSError as e:
             os.write(fd, json.dumps({"type": "error", "message": "exec %s: %s" % (
                 proc.args[0], e.strerror)}).encode())

@@ -339,7 +339,8 @@ class _Builder:
             launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                                      extra={"close": [lock] if lock is not None else [], "id": st.id})
+                                      extra={"close": [lock] if lock is not None else [], "id": st.id,
+                                             "dmz": bootstrap.load_dmz()})
             pid = os.fork()
             if pid == 0:
                 parent.close()
