@@ -106,6 +106,8 @@ def stage1(launch: Launch) -> NoReturn:
             write_time_offsets(launch.spec.linux.time_offsets)
         pid = os.fork()
         if pid == 0:
+            if launch.extra.get("exec"):
+                exec_child(launch)
             init(launch)
         send(sock, "init", pid=pid)
         os._exit(0)
@@ -245,12 +247,15 @@ def _terminal(launch: Launch) -> None:
     size = launch.spec.process.console_size if launch.spec.process else None
     if size:
         console.set_size(master, size[0], size[1])
-    try:
-        fd = rootfs.ensure_file(os.open("/", rootfs.O_PATH | os.O_DIRECTORY), "/dev/console", nofollow=True)
-        syscalls.mount(rootfs.fdpath(slave), rootfs.fdpath(fd), None, C.MS_BIND)
-        os.close(fd)
-    except OSError:
-        pass  # no writable /dev: the pty still works as stdio
+    if not launch.extra.get("exec"):  # the container's /dev/console is its init's terminal
+        try:
+            root = os.open("/", rootfs.O_PATH | os.O_DIRECTORY)
+            fd = rootfs.ensure_file(root, "/dev/console", nofollow=True)
+            os.close(root)
+            syscalls.mount(rootfs.fdpath(slave), rootfs.fdpath(fd), None, C.MS_BIND)
+            os.close(fd)
+        except OSError:
+            pass  # no writable /dev: the pty still works as stdio
     console.send_fd(launch.console, master)
     os.close(master)
     launch.console.close()
@@ -309,35 +314,60 @@ def _wait_and_exec(launch: Launch) -> NoReturn:
         for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
                     signal.SIGUSR2, signal.SIGALRM):
             signal.signal(sig, signal.SIG_IGN)
-        spec = launch.spec
-        proc = spec.process
-        assert proc is not None
-        from pyoci import hooks, process
+        from pyoci import hooks
 
-        hooks.run("startContainer", spec.hooks["startContainer"], msg.get("state", {}))
-        process.drop_bounding(proc.capabilities)
-        process.set_user(proc)
-        if proc.user.umask is None:
-            os.umask(0o022)
-        process.set_capabilities(proc.capabilities)
-        process.no_new_privileges(proc)
-        fd = conn.fileno()
-        if fd < 3 + launch.preserve_fds:  # keep it clear of the fds we hand over
-            import fcntl
-
-            fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + launch.preserve_fds)
-            os.close(conn.detach())
-        process.close_fds(3 + launch.preserve_fds, fd)
-        process.reset_signals()
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
-        try:
-            _exec_via_dmz(launch.extra["dmz"], launch.extra["exe"], proc.args, env)
-        except OSError as e:
-            os.write(fd, json.dumps({"type": "error", "message": "exec %s: %s" % (
-                proc.args[0], e.strerror)}).encode())
-            os._exit(127)
+        hooks.run("startContainer", launch.spec.hooks["startContainer"], msg.get("state", {}))
+        _become(launch, conn)
     except BaseException as e:  # noqa: BLE001
         if conn is None:
             os._exit(1)
         _fail(conn, e)
-    os._exit(1)
+
+
+def _become(launch: Launch, conn: socket.socket) -> NoReturn:
+    """Drop to the configured user and capabilities, close every other fd, exec process.args.
+
+    conn is close-on-exec: its EOF tells the runtime the exec succeeded; an error is written to it."""
+    from pyoci import process
+
+    proc = launch.spec.process
+    assert proc is not None
+    process.drop_bounding(proc.capabilities)
+    process.set_user(proc)
+    if proc.user.umask is None:
+        os.umask(0o022)
+    process.set_capabilities(proc.capabilities)
+    process.no_new_privileges(proc)
+    fd = conn.fileno()
+    if fd < 3 + launch.preserve_fds:  # keep it clear of the fds we hand over
+        import fcntl
+
+        fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + launch.preserve_fds)
+        os.close(conn.detach())
+    process.close_fds(3 + launch.preserve_fds, fd)
+    process.reset_signals()
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
+    try:
+        _exec_via_dmz(launch.extra["dmz"], launch.extra["exe"], proc.args, env)
+    except OSError as e:
+        os.write(fd, json.dumps({"type": "error", "message": "exec %s: %s" % (proc.args[0], e.strerror)}).encode())
+    os._exit(127)
+
+
+def exec_child(launch: Launch) -> NoReturn:
+    """`pyoci exec`: already inside the container's namespaces and cgroup; set up the process and exec."""
+    sock = launch.sync
+    try:
+        proc = launch.spec.process
+        assert proc is not None
+        if proc.terminal:
+            _terminal(launch)
+        _chdir(proc.cwd)
+        launch.extra["exe"] = _executable(proc)
+        launch.extra["env"] = _environment(proc)
+        from pyoci import process
+
+        process.set_rlimits(proc)
+        _become(launch, sock)
+    except BaseException as e:  # noqa: BLE001
+        _fail(sock, e)

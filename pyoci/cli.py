@@ -68,6 +68,24 @@ COMMANDS: dict[str, Cmd] = {
         Opt("keep", ("--keep",), bool, False, "do not delete the container after it exits"),
         Opt("no_subreaper", ("--no-subreaper",), bool, False, "accepted for runc compatibility"),
     )),
+    "exec": Cmd("run a process in a created or running container", ("ID", "COMMAND*"), (
+        Opt("console_socket", ("--console-socket",), str, None, "unix socket that receives the pty master"),
+        Opt("cwd", ("--cwd",), str, None, "current working directory in the container"),
+        Opt("env", ("-e", "--env"), list, None, "set an environment variable (KEY=VALUE), repeatable"),
+        Opt("tty", ("-t", "--tty"), bool, False, "allocate a pseudo-TTY"),
+        Opt("user", ("-u", "--user"), str, None, "UID[:GID] to run the process as"),
+        Opt("additional_gids", ("-g", "--additional-gids"), list, None, "additional gid, repeatable"),
+        Opt("process", ("-p", "--process"), str, None, "path to a process.json (overrides the command line)"),
+        Opt("detach", ("-d", "--detach"), bool, False, "detach from the process"),
+        Opt("pid_file", ("--pid-file",), str, None, "file to write the process's pid to"),
+        Opt("process_label", ("--process-label",), str, None, "SELinux label (not supported, ignored)"),
+        Opt("apparmor", ("--apparmor",), str, None, "AppArmor profile (not supported, ignored)"),
+        Opt("no_new_privs", ("--no-new-privs",), bool, False, "set no_new_privs for the process"),
+        Opt("cap", ("-c", "--cap"), list, None, "add a capability, repeatable"),
+        Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1)"),
+        Opt("ignore_paused", ("--ignore-paused",), bool, False, "accepted for runc compatibility"),
+        Opt("cgroup", ("--cgroup",), list, None, "sub-cgroup to run in (not supported)"),
+    )),
     "list": Cmd("list containers under --root", (), (
         Opt("quiet", ("-q", "--quiet"), bool, False, "display only container ids"),
         Opt("format", ("-f", "--format"), str, "table", "output format", ("table", "json")),
@@ -105,6 +123,9 @@ def _take(opts: tuple[Opt, ...], argv: list[str], i: int, out: dict[str, Any]) -
                 raise _Fallback
             if o.choices and value not in o.choices:
                 raise _Fallback
+            if o.kind is list:
+                out[o.dest] = (out.get(o.dest) or []) + [value]
+                return i + 1
             try:
                 out[o.dest] = o.kind(value)
             except ValueError:
@@ -124,9 +145,14 @@ def fast_parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     cmd = COMMANDS[name]
     opts = {o.dest: o.default for o in cmd.opts}
     positional: list[str] = []
+    fixed = [a for a in cmd.args if not a.endswith("*")]
+    varargs = len(fixed) < len(cmd.args)
     i += 1
     while i < len(argv):
         word = argv[i]
+        if varargs and len(positional) == len(fixed):  # `exec ID cmd -x`: the rest is the command
+            positional.extend(argv[i + 1:] if word == "--" else argv[i:])
+            break
         if word == "--":
             positional.extend(argv[i + 1:])
             break
@@ -135,11 +161,13 @@ def fast_parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         else:
             positional.append(word)
             i += 1
-    required = [a for a in cmd.args if not a.endswith("?")]
-    if not len(required) <= len(positional) <= len(cmd.args):
+    required = [a for a in fixed if not a.endswith("?")]
+    if len(positional) < len(required) or (not varargs and len(positional) > len(cmd.args)):
         raise _Fallback
-    for a, v in zip(cmd.args, positional):
+    for a, v in zip(fixed, positional):
         opts[a.rstrip("?").lower()] = v
+    if varargs:
+        opts[cmd.args[-1].rstrip("*").lower()] = positional[len(fixed):]
     return name, g, opts
 
 
@@ -274,7 +302,30 @@ def do_validate(g: dict[str, Any], o: dict[str, Any]) -> int:
     return 1 if errors else 0
 
 
+def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+    from pyoci.execute import build_process
+
+    c = Container.load(o["id"], g["root"])
+    if o["cgroup"]:
+        from pyoci.errors import NotSupported
+
+        raise NotSupported("exec --cgroup: sub-cgroups are not supported")
+    try:
+        gids = [int(x) for x in o["additional_gids"] or []]
+    except ValueError:
+        from pyoci.errors import UsageError
+
+        raise UsageError("--additional-gids: expected numbers") from None
+    proc = build_process(c.store.load_config(c.id), process_file=o["process"], args=o["command"], cwd=o["cwd"],
+                         env=o["env"], tty=o["tty"], user=o["user"], additional_gids=gids, caps=o["cap"],
+                         no_new_privs=o["no_new_privs"])
+    return c.exec(proc, detach=o["detach"], pid_file=o["pid_file"], console_socket=o["console_socket"],
+                  preserve_fds=o["preserve_fds"])
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
+    "exec": do_exec,
     "create": do_create, "start": do_start, "state": do_state, "kill": do_kill, "delete": do_delete,
     "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate,
 }
@@ -320,6 +371,8 @@ def _click_main(argv: list[str]) -> NoReturn:
         for o in opts:
             if o.kind is bool:
                 out.append(click.Option(list(o.flags) + [o.dest], is_flag=True, default=o.default, help=o.help))
+            elif o.kind is list:
+                out.append(click.Option(list(o.flags) + [o.dest], multiple=True, help=o.help))
             else:
                 typ = click.Choice(o.choices) if o.choices else o.kind
                 out.append(click.Option(list(o.flags) + [o.dest], type=typ, default=o.default, help=o.help,
@@ -327,13 +380,17 @@ def _click_main(argv: list[str]) -> NoReturn:
         return out
 
     def make(name: str, cmd: Cmd) -> click.Command:
-        args = [click.Argument([a.rstrip("?").lower()], required=not a.endswith("?")) for a in cmd.args]
+        args = [click.Argument([a.rstrip("?*").lower()], required=not a.endswith("?"),
+                               nargs=-1 if a.endswith("*") else 1) for a in cmd.args]
 
         @click.pass_context
         def callback(ctx: click.Context, **o: Any) -> None:
+            o = {k: list(v) if isinstance(v, tuple) else v for k, v in o.items()}
             ctx.exit(dispatch(name, ctx.obj, o))
 
-        return click.Command(name, params=params(cmd.opts) + args, callback=callback, help=cmd.help)
+        varargs = any(a.endswith("*") for a in cmd.args)
+        return click.Command(name, params=params(cmd.opts) + args, callback=callback, help=cmd.help,
+                             context_settings={"allow_interspersed_args": not varargs})
 
     @click.pass_context
     def group_cb(ctx: click.Context, **g: Any) -> None:

@@ -130,6 +130,7 @@ class Container:
         builder = _Builder(store, st, spec, state_dir)
         try:
             store.save(st)
+            store.save_config(cid, spec.raw)  # `exec` builds its process from this copy
             lock = store.lock(cid)
             builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock)
             if pid_file:
@@ -247,19 +248,12 @@ class Container:
         data = self._state.cgroup_paths
         return Cgroup(dict(data.get("paths", {})), list(data.get("created", [])))
 
-    # --- run -----------------------------------------------------------------------------------------
-    def wait(self) -> int:
-        """Wait for the init (we must be its parent or subreaper); exit code, 128+N for signal N."""
-        pid = self._state.pid
-        while True:
-            try:
-                wpid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                return 255
-            except InterruptedError:
-                continue
-            if wpid == pid:
-                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    # --- exec ----------------------------------------------------------------------------------------
+    def exec(self, proc: Any, **options: Any) -> int:
+        """Run another process in the container (see pyoci.execute.exec_in for the options)."""
+        from pyoci.execute import exec_in
+
+        return exec_in(self, proc, **options)
 
 
 def _check_supported(spec: Any) -> None:

@@ -56,7 +56,7 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
 
             proxy = _TtyProxy(recv_fd(ours))
             forward.on_winch = proxy.resize
-        code = c.wait()
+        code = wait_for(c.refresh().pid)
     finally:
         forward.restore()
         if proxy is not None:
@@ -66,6 +66,17 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
     if not keep:
         _cleanup(c)
     return code
+
+
+def wait_for(pid: int) -> int:
+    """Reap children (we are their subreaper) until pid exits; its exit code, 128+N for signal N."""
+    while True:
+        try:
+            wpid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if wpid == pid:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def _cleanup(c: Any) -> None:

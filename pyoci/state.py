@@ -122,6 +122,21 @@ class Store:
             json.dump(st.as_dict(), f)
         os.replace(tmp, path)
 
+    def save_config(self, cid: str, raw: dict[str, Any]) -> None:
+        import json
+
+        with open(os.path.join(self.dir(cid), "config.json"), "w") as f:
+            json.dump(raw, f)
+
+    def load_config(self, cid: str) -> dict[str, Any]:
+        import json
+
+        try:
+            with open(os.path.join(self.dir(cid), "config.json"), "rb") as f:
+                return json.load(f)  # type: ignore[no-any-return]
+        except (OSError, ValueError) as e:
+            raise NotFound("container %r: its saved config is unreadable: %s" % (cid, e)) from None
+
     def remove(self, cid: str) -> None:
         path = self.dir(cid)
         try:

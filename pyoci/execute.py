@@ -1,0 +1,170 @@
+"""`exec`: run another process in a created or running container (runc exec).
+
+The process is built like runc builds it: from --process FILE, or from the container's own process with
+the command line's overrides. A forked stage joins the container's cgroup and namespaces and forks the
+process, which sets itself up and execs through pyoci-dmz; the runtime waits for it unless --detach.
+"""
+from __future__ import annotations
+
+import os
+
+from pyoci.errors import ConfigError, InvalidState, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyoci.spec import Process, Spec
+
+
+def build_process(config: dict[str, Any], *, process_file: str | None = None, args: list[str] | None = None,
+                  cwd: str | None = None, env: list[str] | None = None, tty: bool = False, user: str | None = None,
+                  additional_gids: list[int] | None = None, caps: list[str] | None = None,
+                  no_new_privs: bool = False) -> Process:
+    """The exec'd process: --process FILE as given, or the container's process with overrides (runc's rules)."""
+    from pyoci import spec as specmod
+
+    if process_file:
+        from pyoci import validate
+
+        raw, problems = validate.load_json(process_file)
+        if problems:
+            raise ConfigError("--process: %s" % problems[0])
+        if not isinstance(raw, dict):
+            raise ConfigError("--process %s: must be a JSON object" % process_file)
+        return specmod._process(specmod._Reader(raw, "process"))
+    if not args:
+        raise UsageError("exec: a command is required (or --process FILE)")
+    base = dict(config.get("process") or {"cwd": "/"})
+    base["args"] = list(args)
+    base["terminal"] = tty
+    base.pop("consoleSize", None)
+    if cwd:
+        base["cwd"] = cwd
+    if env:
+        merged = {e.split("=", 1)[0]: e for e in base.get("env") or []}
+        merged.update((e.split("=", 1)[0], e) for e in env)
+        base["env"] = list(merged.values())
+    if user is not None or additional_gids:
+        u = dict(base.get("user") or {})
+        if user is not None:
+            uid, _, gid = user.partition(":")
+            try:
+                u["uid"] = int(uid)
+                if gid:
+                    u["gid"] = int(gid)
+            except ValueError:
+                raise UsageError("--user %r: expected UID[:GID] (numbers)" % user) from None
+        if additional_gids:
+            u["additionalGids"] = list(additional_gids)
+        base["user"] = u
+    if caps:
+        c = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
+        for name in caps:
+            name = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
+            for kind in ("bounding", "effective", "permitted"):
+                if name not in c.setdefault(kind, []):
+                    c[kind].append(name)
+        base["capabilities"] = c
+    if no_new_privs:
+        base["noNewPrivileges"] = True
+    return specmod._process(specmod._Reader(base, "process"))
+
+
+def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
+            console_socket: str | None = None, preserve_fds: int = 0) -> int:
+    """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached."""
+    import socket
+
+    from pyoci import bootstrap, console as consolemod, namespaces, spec as specmod
+    from pyoci.container import _write_pid_file
+    from pyoci.errors import ContainerError
+    from pyoci.run import _Forwarder, _TtyProxy, wait_for
+
+    st = container.refresh()
+    if st.status not in ("created", "running"):
+        raise InvalidState("container %r is %s: cannot exec in it" % (container.id, st.status))
+    if proc.terminal and detach and console_socket is None:
+        raise UsageError("exec --tty --detach needs --console-socket")
+    if not proc.terminal and console_socket is not None:
+        raise UsageError("--console-socket given without --tty")
+    config = container.store.load_config(container.id)
+    base: Spec = specmod.parse(config, st.bundle)
+    base.process = proc
+    base.hooks = {k: [] for k in base.hooks}
+    ns = [specmod.Namespace(n.type, "/proc/%d/ns/%s" % (st.pid, namespaces.PROC_NAME[n.type]))
+          for n in base.linux.namespaces]
+    base.linux.namespaces = ns
+    plan = namespaces.Plan(base.linux)
+    if not os.path.exists("/proc/%d/ns" % st.pid):
+        plan.close()
+        raise InvalidState("container %r has exited" % container.id)
+    bootstrap.preload(base)
+    ours = theirs = None
+    console = None
+    if proc.terminal:
+        if console_socket is not None:
+            console = consolemod.connect(console_socket)
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            console = theirs
+    if not detach:
+        import prctl
+
+        prctl.set_child_subreaper(True)
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    launch = bootstrap.Launch(spec=base, sync=child, exec_listener=None, namespaces=plan,
+                              cgroup_paths={}, console=console, preserve_fds=preserve_fds,
+                              extra={"exec": True, "dmz": bootstrap.load_dmz()})
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        bootstrap.stage1(launch)
+    child.close()
+    plan.close()
+    if console is not None:
+        console.close()
+    target = 0
+    try:
+        container._cgroup().add(pid)
+        bootstrap.send(parent, "go")
+        target = bootstrap.recv(parent, "init")["pid"]
+        os.waitpid(pid, 0)
+        forward = _Forwarder(target) if not detach else None
+        try:
+            data = parent.recv(1 << 20)  # EOF: exec'd (the socket is close-on-exec)
+            if data:
+                import json
+
+                raise ContainerError("exec: %s" % json.loads(data).get("message", "failed"))
+            if pid_file:
+                _write_pid_file(pid_file, target)
+            if detach:
+                return 0
+            proxy = None
+            if ours is not None:
+                proxy = _TtyProxy(consolemod.recv_fd(ours))
+                assert forward is not None
+                forward.on_winch = proxy.resize
+            try:
+                return wait_for(target)
+            finally:
+                if proxy is not None:
+                    proxy.close()
+        finally:
+            if forward is not None:
+                forward.restore()
+    except BaseException:
+        for p in (pid, target):
+            if p:
+                try:
+                    os.kill(p, 9)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+    finally:
+        parent.close()
+        if ours is not None:
+            ours.close()
+
