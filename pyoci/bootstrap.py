@@ -188,7 +188,12 @@ def _setup(launch: Launch) -> None:
     rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths).mount_all()
     devices.create_devices(spec, rootfd, userns)
     send(sock, "hooks")
-    state = recv(sock, "hooks-done")["state"]
+    state = recv(sock, "hooks-done")["state"]  # also: the runtime has put us in our cgroup
+    if "cgroup" in plan.new:
+        from pyoci import syscalls
+        from pyoci.namespaces import clone_flag
+
+        syscalls.unshare(clone_flag("cgroup"))
     from pyoci import hooks
 
     hooks.run("createContainer", spec.hooks["createContainer"], state)

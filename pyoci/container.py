@@ -345,22 +345,34 @@ class _Builder:
             if console is not None:
                 console.close()
             plan.close()
-            self.cgroup.add(pid)
             bootstrap.send(parent, "go")
             msg = bootstrap.recv(parent)
             if msg["type"] == "userns":
                 namespaces.write_id_maps(pid, spec.linux.uid_mappings, spec.linux.gid_mappings)
                 bootstrap.send(parent, "mapped")
                 msg = bootstrap.recv(parent)
-            if msg["type"] != "init":
-                raise ContainerError("set-up protocol: unexpected %r" % msg["type"])
-            init_pid = msg["pid"]
-            self.children.append(init_pid)
-            os.waitpid(pid, 0)
-            self.children.remove(pid)
+            # stage 1 reports the init's pid and exits, the init reports "hooks" when its mounts are done:
+            # the two race, so take them in either order
+            init_pid, mounted = 0, False
+            while True:
+                if msg["type"] == "init":
+                    init_pid = msg["pid"]
+                    self.children.append(init_pid)
+                    # placed while the init mounts its rootfs (the first cgroup write waits ~10 ms for an RCU
+                    # grace period); the init unshares its cgroup namespace and runs no container code before
+                    # it reads "hooks-done"
+                    self.cgroup.add(init_pid)
+                    os.waitpid(pid, 0)
+                    self.children.remove(pid)
+                elif msg["type"] == "hooks":
+                    mounted = True
+                else:
+                    raise ContainerError("set-up protocol: unexpected %r" % msg["type"])
+                if init_pid and mounted:
+                    break
+                msg = bootstrap.recv(parent)
             st.pid = init_pid
             st.pid_start = proc_start_time(init_pid) or 0
-            bootstrap.recv(parent, "hooks")
             creating = st.oci()
             creating["pid"] = init_pid
             hooks.run("prestart", spec.hooks["prestart"], creating)

@@ -66,9 +66,11 @@ class Plan:
                 syscalls.setns(fd, clone_flag(kind))
 
     def unshare_flags(self) -> int:
+        """What stage 1 unshares: all new namespaces but the user namespace (unshared first, on its own)
+        and the cgroup namespace, which the init unshares once the runtime has placed it in its cgroup."""
         flags = 0
         for kind in self.new:
-            if kind != "user":
+            if kind not in ("user", "cgroup"):
                 flags |= clone_flag(kind)
         return flags
 

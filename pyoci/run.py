@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -135,6 +134,8 @@ class _TtyProxy:
             self.saved = termios.tcgetattr(0)
             tty.setraw(0)
             self.resize()
+        import threading
+
         self.out = threading.Thread(target=self._copy, args=(master, 1), daemon=True)
         self.inp = threading.Thread(target=self._copy, args=(0, master), daemon=True)
         self.out.start()
