@@ -97,8 +97,9 @@ class Container:
         return self.refresh().status
 
     def state(self) -> dict[str, Any]:
-        """The OCI state object."""
-        return self.refresh().oci()
+        """The OCI state object, plus rootfs/created/owner as runc prints them (go-runc reads them)."""
+        st = self.refresh()
+        return dict(st.oci(), rootfs=st.rootfs, created=st.created, owner=st.owner)
 
     # --- create --------------------------------------------------------------------------------------
     @classmethod
@@ -125,7 +126,7 @@ class Container:
         state_dir = store.create(cid)
         lock = None
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
-                   created=time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+                   created=log.timestamp(),
                    hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")})
         builder = _Builder(store, st, spec, state_dir)
         try:

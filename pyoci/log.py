@@ -17,17 +17,18 @@ def configure(path: str | None = None, fmt: str = "text", debug: bool = False) -
     _state.update(path=path or None, json=(fmt == "json"), min=10 if debug else 20, fd=None)
 
 
-def _timestamp() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%09dZ" % int((now % 1) * 1e9)
+def timestamp() -> str:
+    """RFC 3339 with nanoseconds, UTC, as runc writes it (logs, state's created)."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + ".%09dZ" % (ns % 10**9)
 
 
 def _line(level: str, msg: str) -> str:
     if _state["json"]:
         import json
 
-        return json.dumps({"level": level, "msg": msg, "time": _timestamp()}) + "\n"
-    return 'time="%s" level=%s msg="%s"\n' % (_timestamp(), level, msg.replace('"', '\\"'))
+        return json.dumps({"level": level, "msg": msg, "time": timestamp()}) + "\n"
+    return 'time="%s" level=%s msg="%s"\n' % (timestamp(), level, msg.replace('"', '\\"'))
 
 
 def log(level: str, msg: str) -> None:
