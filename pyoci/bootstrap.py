@@ -205,6 +205,7 @@ def _setup(launch: Launch) -> None:
     rootfs.mask_paths(rootfd, spec.linux.masked_paths, spec.linux.readonly_paths)
     os.close(rootfd)
     rootfs.pivot(spec.root_path, launch.no_pivot)
+    rootfs.apply_root_propagation(spec)
     if spec.root_readonly:
         rootfs.remount_root_readonly()
     from pyoci import syscalls

@@ -268,27 +268,21 @@ def _locked(fd: int) -> int:
 
 
 def prepare(spec: Spec) -> int:
-    """Make mount events stay inside our namespace and turn the rootfs into a mount point; returns its fd."""
-    prop = C.MS_SLAVE | C.MS_REC
+    """Make mount events stay inside our namespace and turn the rootfs into a mount point; returns its fd.
+
+    Everything becomes a slave first: nothing mounted here reaches the host, and no mount stays shared, so
+    pivot_root works wherever the bundle lives. rootfsPropagation applies to the new / after the pivot."""
     if spec.linux.rootfs_propagation:
-        prop = propagation_flag(spec.linux.rootfs_propagation)
-    syscalls.mount(None, "/", None, prop)
+        propagation_flag(spec.linux.rootfs_propagation)  # a bad value fails before anything is mounted
+    syscalls.mount(None, "/", None, C.MS_SLAVE | C.MS_REC)
     syscalls.mount(spec.root_path, spec.root_path, None, C.MS_BIND | C.MS_REC)
-    if prop & C.MS_SHARED:
-        _make_parent_private(spec.root_path)
     return os.open(spec.root_path, O_PATH | os.O_DIRECTORY)
 
 
-def _make_parent_private(path: str) -> None:
-    """pivot_root refuses a new root whose parent mount is shared."""
-    parent = os.path.dirname(path)
-    best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4]
-            if (parent == mp or parent.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-                best = mp
-    syscalls.mount(None, best, None, C.MS_PRIVATE)
+def apply_root_propagation(spec: Spec) -> None:
+    """After pivot_root: linux.rootfsPropagation on the container's / (runc does it at the same point)."""
+    if spec.linux.rootfs_propagation:
+        syscalls.mount(None, "/", None, propagation_flag(spec.linux.rootfs_propagation))
 
 
 def mask_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None:
