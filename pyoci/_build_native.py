@@ -11,6 +11,7 @@ int mount(const char *source, const char *target, const char *fstype, unsigned l
 int umount2(const char *target, int flags);
 int sethostname(const char *name, size_t len);
 int setdomainname(const char *name, size_t len);
+int personality(unsigned long persona);
 int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
 
 int pyoci_pivot_root(const char *new_root, const char *put_old);
@@ -61,6 +62,9 @@ int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
 #define RESOLVE_BENEATH ...
 #define RESOLVE_IN_ROOT ...
 
+#define PER_LINUX ...
+#define PER_LINUX32 ...
+
 #define TIOCSPTLCK ...
 #define TIOCGPTN ...
 
@@ -85,6 +89,7 @@ SOURCE = """
 #include <sys/mount.h>
 #include <sys/ioctl.h>
 #include <sys/vfs.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>

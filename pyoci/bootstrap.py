@@ -338,6 +338,11 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
 
     proc = launch.spec.process
     assert proc is not None
+    if launch.spec.linux.personality:
+        from pyoci import syscalls
+        from pyoci.syscalls import C
+
+        syscalls.personality(C.PER_LINUX32 if launch.spec.linux.personality == "LINUX32" else C.PER_LINUX)
     process.drop_bounding(proc.capabilities)
     process.set_user(proc)
     if proc.user.umask is None:

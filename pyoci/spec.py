@@ -146,6 +146,7 @@ class Linux(Record):
     rootfs_propagation: str = ""
     masked_paths: list[str] = []
     readonly_paths: list[str] = []
+    personality: str = ""  # linux.personality.domain: LINUX or LINUX32
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -234,7 +235,19 @@ def _linux(r: _Reader | None) -> Linux:
                  cgroups_path=r.get("cgroupsPath", str, ""), resources=r.get("resources", dict),
                  sysctl=dict(sysctl), seccomp=r.get("seccomp", dict),
                  rootfs_propagation=r.get("rootfsPropagation", str, ""),
-                 masked_paths=r.strings("maskedPaths"), readonly_paths=r.strings("readonlyPaths"))
+                 masked_paths=r.strings("maskedPaths"), readonly_paths=r.strings("readonlyPaths"),
+                 personality=_personality(r.sub("personality")))
+
+
+def _personality(r: _Reader | None) -> str:
+    if r is None:
+        return ""
+    domain = r.get("domain", str, required=True)
+    if domain not in ("LINUX", "LINUX32"):
+        raise ConfigError("linux.personality.domain: %r is not LINUX or LINUX32" % domain)
+    if r.strings("flags"):
+        raise ConfigError("linux.personality.flags: no flags are defined by the spec")
+    return domain
 
 
 def parse(raw: Any, bundle: str) -> Spec:

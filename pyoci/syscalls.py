@@ -84,3 +84,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 def join_session_keyring(name: str) -> int:
     """A new session keyring, so the container cannot read the caller's keys (runc does the same)."""
     return _check(lib.pyoci_join_session_keyring(name.encode()), "keyctl(JOIN_SESSION_KEYRING)")
+
+
+def personality(persona: int) -> None:
+    _check(lib.personality(persona), "personality")
