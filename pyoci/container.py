@@ -106,7 +106,7 @@ class Container:
     def create(cls, cid: str, bundle: str, root: str = DEFAULT_ROOT, *, pid_file: str | None = None,
                console_socket: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
                no_new_keyring: bool = False, systemd_cgroup: bool = False,
-               _console: socket.socket | None = None, _spec: Any = None) -> Container:
+               _console: socket.socket | None = None, _spec: Any = None, _subreaper: bool = False) -> Container:
         """Build the container and leave its init waiting for start; nothing remains if this fails."""
         from pyoci import spec as specmod
         from pyoci.state import check_id
@@ -133,7 +133,8 @@ class Container:
             store.save(st)
             store.save_config(cid, spec.raw)  # `exec` builds its process from this copy
             lock = store.lock(cid)
-            builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock)
+            builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock,
+                          _subreaper)
             if pid_file:
                 _write_pid_file(pid_file, st.pid)
         except BaseException as e:
@@ -311,17 +312,18 @@ class _Builder:
         self.children: list[int] = []
 
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
-              no_new_keyring: bool, systemd: bool, lock: int | None) -> None:
-        import socket
-
-        from pyoci import bootstrap, console as consolemod, hooks, namespaces
+              no_new_keyring: bool, systemd: bool, lock: int | None, subreaper: bool = False) -> None:
         from pyoci.cgroups import Cgroup
 
         spec, st = self.spec, self.st
         self.cgroup = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd)
         self.cgroup.create()
+        self.children.append(_warm_cgroup_attach(self.cgroup))
         st.cgroup_paths = {"paths": self.cgroup.paths, "created": self.cgroup.created}
         self.store.save(st)
+        import socket
+
+        from pyoci import bootstrap, console as consolemod, hooks, namespaces
         plan = namespaces.Plan(spec.linux)
         bootstrap.preload(spec)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -336,6 +338,10 @@ class _Builder:
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                                       extra={"close": [lock] if lock is not None else [], "id": st.id,
                                              "dmz": bootstrap.load_dmz()})
+            if subreaper:
+                import prctl
+
+                prctl.set_child_subreaper(True)
             pid = os.fork()
             if pid == 0:
                 parent.close()
@@ -363,8 +369,10 @@ class _Builder:
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
                     self.cgroup.add(init_pid)
-                    os.waitpid(pid, 0)
-                    self.children.remove(pid)
+                    for child in self.children[:]:  # stage 1, and the warm-up child
+                        if child != init_pid:
+                            os.waitpid(child, 0)
+                            self.children.remove(child)
                 elif msg["type"] == "hooks":
                     mounted = True
                 else:
@@ -401,6 +409,25 @@ class _Builder:
         if self.cgroup is not None:
             self.cgroup.signal_all(SIGKILL)
             self.cgroup.destroy()
+
+
+def _warm_cgroup_attach(cgroup: Any) -> int:
+    """Fork a child that joins the new cgroup and exits at once; returns its pid (reap it).
+
+    The first cgroup migration after a quiet spell waits for an RCU grace period (~10 ms here: the
+    kernel's cgroup_threadgroup_rwsem); later ones within the next grace period are cheap. Paying it now,
+    in a throwaway child, overlaps the wait with the imports and set-up the runtime still has to do, so
+    placing the init later is fast. The child is gone before the container runs anything."""
+    path = next(iter(cgroup.paths.values()), None)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if path is not None:
+                fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY)
+                os.write(fd, b"0")  # 0: the writer itself
+        finally:
+            os._exit(0)
+    return pid
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:

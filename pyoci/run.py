@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 from pyoci.errors import PyociError
 
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH, signal.SIGTTIN,
-                  signal.SIGTTOU, signal.SIGTSTP, signal.SIGURG}
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = False,
@@ -25,15 +21,14 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
     tty = bool(spec.process and spec.process.terminal) and console_socket is None and not detach
     ours = theirs = None
     if tty:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    if not detach:
-        import prctl
+        import socket
 
-        prctl.set_child_subreaper(True)  # the init is our grandchild: make it ours to reap
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        # in the foreground we reap the init, our grandchild: create makes us its subreaper
         c = Container.create(cid, bundle, root, pid_file=pid_file, console_socket=console_socket,
                              preserve_fds=preserve_fds, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                             systemd_cgroup=systemd_cgroup, _console=theirs, _spec=spec)
+                             systemd_cgroup=systemd_cgroup, _console=theirs, _spec=spec, _subreaper=not detach)
     finally:
         if theirs is not None:
             theirs.close()
@@ -91,11 +86,15 @@ class _Forwarder:
     """Signals the runtime receives go to the container's init, as runc run does."""
 
     def __init__(self, pid: int) -> None:
+        import signal
+
         self.pid = pid
         self.on_winch: Any = None
         self.saved: dict[int, Any] = {}
+        skip = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU,
+                signal.SIGTSTP, signal.SIGURG, 32, 33}  # 32/33: glibc's internal real-time signals
         for sig in range(1, signal.NSIG):
-            if sig in _NOT_FORWARDED or sig in (32, 33):
+            if sig in skip:
                 continue
             try:
                 self.saved[sig] = signal.signal(sig, self._handle)
@@ -114,6 +113,8 @@ class _Forwarder:
             self.on_winch()
 
     def restore(self) -> None:
+        import signal
+
         for sig, old in self.saved.items():
             try:
                 signal.signal(sig, old)
