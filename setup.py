@@ -39,5 +39,5 @@ class BuildWithDmz(build_ext):
         subprocess.run(cc + flags + ["-o", out, "pyoci/_dmz.c"], check=True)
 
 
-setup(cffi_modules=["pyoci/_build_native.py:ffibuilder"],
+setup(cffi_modules=["pyoci/_build_native.py:ffibuilder", "pyoci/_build_seccomp.py:ffibuilder"],
       cmdclass={"build_py": BuildWithSchemas, "build_ext": BuildWithDmz})

@@ -150,6 +150,8 @@ def preload(spec: Spec) -> None:
 
     if spec.hooks["createContainer"] or spec.hooks["startContainer"]:
         import subprocess  # noqa: F401
+    if spec.linux.seccomp is not None:
+        from pyoci import seccomp  # noqa: F401  (loads libseccomp.so)
 
 
 def load_dmz() -> bytes:
@@ -163,9 +165,12 @@ def load_dmz() -> bytes:
                              % (path, e.strerror)) from None
 
 
-def _exec_via_dmz(dmz: bytes, exe: str, args: list[str], env: dict[str, str]) -> NoReturn:
+def _exec_via_dmz(dmz: bytes, exe: str, args: list[str], env: dict[str, str],
+                  seccomp: dict[str, Any] | None = None) -> NoReturn:
     """Exec through a sealed memfd copy of pyoci-dmz: while process.args is being exec'd, /proc/self/exe
-    is that sealed copy, never the host's Python interpreter, so it cannot be overwritten (CVE-2019-5736)."""
+    is that sealed copy, never the host's Python interpreter, so it cannot be overwritten (CVE-2019-5736).
+
+    seccomp: a filter to load as late as possible (with noNewPrivileges), right before the exec."""
     import fcntl
 
     fd = os.memfd_create("pyoci-dmz", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
@@ -174,7 +179,16 @@ def _exec_via_dmz(dmz: bytes, exe: str, args: list[str], env: dict[str, str]) ->
         view = view[os.write(fd, view):]
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
                 | fcntl.F_SEAL_WRITE)
-    os.execve(fd, ["pyoci-dmz", exe] + list(args), env)
+    argv = ["pyoci-dmz", exe] + list(args)
+    if seccomp is None:
+        os.execve(fd, argv, env)
+    from pyoci.seccomp import load_filter
+
+    load_filter(seccomp)
+    try:
+        os.execve(fd, argv, env)  # execveat(AT_EMPTY_PATH)
+    except OSError:
+        os.execve("/proc/self/fd/%d" % fd, argv, env)  # a profile may allow execve but not execveat
 
 
 def _setup(launch: Launch) -> None:
@@ -343,6 +357,12 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
         from pyoci.syscalls import C
 
         syscalls.personality(C.PER_LINUX32 if launch.spec.linux.personality == "LINUX32" else C.PER_LINUX)
+    seccomp = launch.spec.linux.seccomp
+    if seccomp is not None and not proc.no_new_privileges:
+        from pyoci.seccomp import load_filter
+
+        load_filter(seccomp)  # without no_new_privs, loading needs CAP_SYS_ADMIN: before the caps go
+        seccomp = None
     process.drop_bounding(proc.capabilities)
     process.set_user(proc)
     if proc.user.umask is None:
@@ -359,7 +379,7 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
     process.reset_signals()
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
     try:
-        _exec_via_dmz(launch.extra["dmz"], launch.extra["exe"], proc.args, env)
+        _exec_via_dmz(launch.extra["dmz"], launch.extra["exe"], proc.args, env, seccomp)
     except OSError as e:
         os.write(fd, json.dumps({"type": "error", "message": "exec %s: %s" % (proc.args[0], e.strerror)}).encode())
     os._exit(127)

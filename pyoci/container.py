@@ -260,15 +260,16 @@ class Container:
 
 def _check_supported(spec: Any) -> None:
     """Refuse what would silently weaken the container rather than ignore it."""
-    from pyoci.errors import ConfigError, NotSupported
+    from pyoci.errors import ConfigError
 
     if spec.process is None:
         raise ConfigError("process: required by create")
     if spec.linux.namespace("mount") is None:
         raise ConfigError("linux.namespaces: a mount namespace is required (pyoci never mounts on the host)")
     if spec.linux.seccomp is not None:
-        raise NotSupported("linux.seccomp: seccomp filters are not implemented yet; remove linux.seccomp to run "
-                           "without one")
+        from pyoci import seccomp
+
+        seccomp.check(spec.linux.seccomp)  # every translation error now, before anything is created
     res = spec.linux.resources or {}
     other = sorted(k for k, v in res.items() if k != "devices" and v)
     if other:

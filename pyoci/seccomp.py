@@ -1,0 +1,319 @@
+"""linux.seccomp: the OCI seccomp object as a libseccomp filter (runtime-spec config-linux.md#seccomp).
+
+``check`` builds the whole filter without loading it, so that ``create`` fails in the runtime, before
+anything is forked, on everything but the kernel's final word. ``load_filter`` builds it again and
+loads it into the calling process: the container's init, just before it execs.
+
+Behaviour follows runc (libcontainer/seccomp, specconv.SetupSeccomp) where the spec leaves room:
+
+* SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD; SCMP_ACT_ERRNO and SCMP_ACT_TRACE return EPERM unless
+  errnoRet/defaultErrnoRet says otherwise (the spec: an errno on any other action is an error).
+* The native architecture is always in the filter; ``architectures`` adds more.
+* SECCOMP_FILTER_FLAG_TSYNC is always applied (libseccomp-golang does so); LOG and SPEC_ALLOW set the
+  matching libseccomp attributes. Without a ``flags`` key (not even []), SPEC_ALLOW is set when the
+  kernel has it, as runc does.
+* The filter never sets no_new_privs itself: that is process.noNewPrivileges' business. Loading without
+  it needs CAP_SYS_ADMIN, so the caller loads before dropping capabilities in that case.
+* A rule whose action is the default action is skipped (libseccomp refuses it); a syscall name
+  libseccomp does not know is skipped with a debug message (profiles name newer syscalls).
+* Several conditions on the same argument become one rule per condition (OR), as runc does:
+  libseccomp refuses two conditions on one argument within a rule.
+* More than 32 rules: libseccomp's binary-tree layout (runc's threshold).
+* ``{}`` (no defaultAction and no syscalls) means no filter, as in runc.
+
+Not implemented: SCMP_ACT_NOTIFY / listenerPath (seccomp agents) and runc's BPF patch that turns
+syscalls newer than the profile into ENOSYS.
+
+pyoci._seccomp (the compiled libseccomp binding) is imported here, not lazily: the init imports this
+module while the host's files are still reachable.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+from pyoci import log
+from pyoci._seccomp import ffi, lib
+from pyoci.errors import ConfigError, ContainerError, NotSupported
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_S = "linux.seccomp"
+_UINT64_MAX = (1 << 64) - 1
+_DATA_MAX = 0xFFFF  # SECCOMP_RET_DATA: errnoRet must fit in 16 bits
+_MAX_ARGS = 6
+_TREE_THRESHOLD = 32
+
+#: Actions that take no data; SCMP_ACT_ERRNO/TRACE are built with their errno, NOTIFY is refused.
+_ACTIONS: dict[str, int] = {
+    "SCMP_ACT_KILL": lib.SCMP_ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": lib.SCMP_ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": lib.SCMP_ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": lib.SCMP_ACT_TRAP,
+    "SCMP_ACT_ALLOW": lib.SCMP_ACT_ALLOW,
+    "SCMP_ACT_LOG": lib.SCMP_ACT_LOG,
+}
+_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+_NOTIFY = "SCMP_ACT_NOTIFY"
+
+_OPS: dict[str, int] = {
+    "SCMP_CMP_NE": lib.SCMP_CMP_NE,
+    "SCMP_CMP_LT": lib.SCMP_CMP_LT,
+    "SCMP_CMP_LE": lib.SCMP_CMP_LE,
+    "SCMP_CMP_EQ": lib.SCMP_CMP_EQ,
+    "SCMP_CMP_GE": lib.SCMP_CMP_GE,
+    "SCMP_CMP_GT": lib.SCMP_CMP_GT,
+    "SCMP_CMP_MASKED_EQ": lib.SCMP_CMP_MASKED_EQ,
+}
+
+_ARCH_NAMES = (
+    "X86 X86_64 X32 ARM AARCH64 MIPS MIPS64 MIPS64N32 MIPSEL MIPSEL64 MIPSEL64N32 PPC PPC64 PPC64LE "
+    "S390 S390X PARISC PARISC64 RISCV64 LOONGARCH64 M68K SH SHEB"
+).split()
+#: 0 means the libseccomp pyoci was built against does not know the architecture.
+_ARCHES: dict[str, int] = {"SCMP_ARCH_" + n: getattr(lib, "SCMP_ARCH_" + n) for n in _ARCH_NAMES}
+
+_TSYNC = "SECCOMP_FILTER_FLAG_TSYNC"
+_SPEC_ALLOW = "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+_FLAGS: dict[str, int] = {
+    _TSYNC: lib.SCMP_FLTATR_CTL_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": lib.SCMP_FLTATR_CTL_LOG,
+    _SPEC_ALLOW: lib.SCMP_FLTATR_CTL_SSB,
+}
+#: Kernel filter flags that only make sense with a user-notification listener.
+_LISTENER_FLAGS = ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_NEW_LISTENER",
+                   "SECCOMP_FILTER_FLAG_TSYNC_ESRCH")
+
+
+def check(seccomp: dict) -> None:
+    """Translate and build the filter without loading it: every config error surfaces before fork."""
+    ctx = _build(seccomp, verbose=True)
+    if ctx is not None:
+        lib.seccomp_release(ctx)
+
+
+def load_filter(seccomp: dict) -> None:
+    """Build the filter and load it into the calling process (and, by TSYNC, all its threads).
+
+    Logs nothing: in the init, stderr may be the container's and --log is out of reach; check() has
+    already said what was skipped."""
+    ctx = _build(seccomp, verbose=False)
+    if ctx is None:
+        return
+    try:
+        rc = lib.seccomp_load(ctx)
+    finally:
+        lib.seccomp_release(ctx)
+    if rc < 0:
+        hint = ""
+        if -rc in (errno.EPERM, errno.EACCES):
+            hint = " (without process.noNewPrivileges, loading a filter needs CAP_SYS_ADMIN)"
+        raise ContainerError("%s: loading the filter: %s%s" % (_S, os.strerror(-rc), hint))
+
+
+def _version() -> str:
+    v = lib.seccomp_version()
+    return "%d.%d.%d" % (v.major, v.minor, v.micro)
+
+
+def _uint(value: Any, path: str, maximum: int) -> int:
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise ConfigError("%s: must be an integer from 0 to %d, got %s" % (path, maximum, _show(value)))
+    return value
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else _json(value)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _list(obj: dict, key: str, path: str) -> list:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError("%s.%s: must be an array, got %s" % (path, key, _show(value)))
+    return value
+
+
+def _action(obj: dict, key: str, errno_key: str, path: str) -> int:
+    """The libseccomp action for obj[key], with obj[errno_key] for ERRNO/TRACE (default EPERM)."""
+    name = obj.get(key)
+    if name is None:
+        raise ConfigError("%s.%s: required" % (path, key))
+    ret = obj.get(errno_key)
+    if ret is not None:
+        _uint(ret, "%s.%s" % (path, errno_key), _DATA_MAX)
+    if name in _ERRNO_ACTIONS:
+        ret = errno.EPERM if ret is None else ret
+        return lib.pyoci_scmp_act_errno(ret) if name == "SCMP_ACT_ERRNO" else lib.pyoci_scmp_act_trace(ret)
+    if name == _NOTIFY:
+        if key == "defaultAction":
+            raise ConfigError("%s.%s: SCMP_ACT_NOTIFY cannot be the default action" % (path, key))
+        raise NotSupported("%s.%s: SCMP_ACT_NOTIFY (seccomp user notification to an agent) is not "
+                           "supported by pyoci" % (path, key))
+    if not isinstance(name, str) or name not in _ACTIONS:
+        raise ConfigError("%s.%s: unknown action %s" % (path, key, _show(name)))
+    if ret is not None:
+        raise ConfigError("%s.%s: %s takes no errno (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)"
+                          % (path, errno_key, name))
+    return _ACTIONS[name]
+
+
+def _conditions(rule: dict, path: str) -> list[tuple[int, int, int, int]]:
+    """args[] as (index, op, value, valueTwo)."""
+    out = []
+    for i, arg in enumerate(_list(rule, "args", path)):
+        p = "%s.args[%d]" % (path, i)
+        if not isinstance(arg, dict):
+            raise ConfigError("%s: must be an object, got %s" % (p, _show(arg)))
+        for key in ("index", "value", "op"):
+            if arg.get(key) is None:
+                raise ConfigError("%s.%s: required" % (p, key))
+        index = _uint(arg["index"], p + ".index", _MAX_ARGS - 1)
+        value = _uint(arg["value"], p + ".value", _UINT64_MAX)
+        two = _uint(arg.get("valueTwo", 0), p + ".valueTwo", _UINT64_MAX)
+        op = arg["op"]
+        if not isinstance(op, str) or op not in _OPS:
+            raise ConfigError("%s.op: unknown operator %s" % (p, _show(op)))
+        out.append((index, _OPS[op], value, two))
+    return out
+
+
+def _names(rule: dict, path: str) -> list[str]:
+    names = rule.get("names")
+    if names is None:
+        raise ConfigError("%s.names: required" % path)
+    if not isinstance(names, list):
+        raise ConfigError("%s.names: must be an array, got %s" % (path, _show(names)))
+    if not names:
+        raise ConfigError("%s.names: must name at least one syscall" % path)
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise ConfigError("%s.names[%d]: not a syscall name: %s" % (path, i, _show(name)))
+    return names
+
+
+def _set_attr(ctx: Any, attr: int, value: int) -> int:
+    """One seccomp_attr_set (a seam for the tests, which record the attributes)."""
+    return lib.seccomp_attr_set(ctx, attr, value)
+
+
+def _build(seccomp: dict, verbose: bool) -> Any:
+    """The filter context (caller releases it), or None when the object asks for no filter."""
+    if not isinstance(seccomp, dict):
+        raise ConfigError("%s: must be an object, got %s" % (_S, _show(seccomp)))
+    syscalls = _list(seccomp, "syscalls", _S)
+    if seccomp.get("defaultAction") is None and not syscalls:
+        return None  # runc: no default action and no rules is no filter
+    if seccomp.get("listenerPath") is not None:
+        raise NotSupported("%s.listenerPath: seccomp user notification (SCMP_ACT_NOTIFY to an agent) is "
+                           "not supported by pyoci" % _S)
+    default = _action(seccomp, "defaultAction", "defaultErrnoRet", _S)
+
+    arches = []
+    for i, name in enumerate(_list(seccomp, "architectures", _S)):
+        p = "%s.architectures[%d]" % (_S, i)
+        if not isinstance(name, str) or name not in _ARCHES:
+            raise ConfigError("%s: unknown architecture %s" % (p, _show(name)))
+        if not _ARCHES[name]:
+            raise NotSupported("%s: %s is not supported by libseccomp %s" % (p, name, _version()))
+        arches.append((p, name, _ARCHES[name]))
+
+    flags = []
+    if "flags" in seccomp and seccomp["flags"] is not None:
+        for i, name in enumerate(_list(seccomp, "flags", _S)):
+            p = "%s.flags[%d]" % (_S, i)
+            if name in _LISTENER_FLAGS:
+                raise NotSupported("%s: %s is only meaningful with seccomp user notification, which pyoci "
+                                   "does not support" % (p, name))
+            if not isinstance(name, str) or name not in _FLAGS:
+                raise ConfigError("%s: unknown flag %s" % (p, _show(name)))
+            flags.append((p, name))
+        explicit_flags = True
+    else:
+        explicit_flags = False
+
+    rules = []  # (path, name, action, conditions)
+    for i, rule in enumerate(syscalls):
+        p = "%s.syscalls[%d]" % (_S, i)
+        if not isinstance(rule, dict):
+            raise ConfigError("%s: must be an object, got %s" % (p, _show(rule)))
+        names = _names(rule, p)
+        action = _action(rule, "action", "errnoRet", p)
+        conds = _conditions(rule, p)
+        if action == default:
+            continue
+        for j, name in enumerate(names):
+            rules.append(("%s.names[%d]" % (p, j), name, action, conds))
+
+    ctx = lib.seccomp_init(default)
+    if ctx == ffi.NULL:
+        raise NotSupported("%s.defaultAction: %s is not supported by this kernel or libseccomp %s"
+                           % (_S, seccomp["defaultAction"], _version()))
+    try:
+        _fill(ctx, arches, flags, explicit_flags, rules, verbose)
+    except BaseException:
+        lib.seccomp_release(ctx)
+        raise
+    return ctx
+
+
+def _fill(ctx: Any, arches: list, flags: list, explicit_flags: bool, rules: list, verbose: bool) -> None:
+    for p, name, token in arches:
+        rc = lib.seccomp_arch_add(ctx, token)
+        if rc == -errno.EDOM:
+            native = next((n for n, t in _ARCHES.items() if t == lib.seccomp_arch_native()), "the native one")
+            raise NotSupported("%s: %s cannot share a filter with %s (libseccomp needs one byte order)"
+                               % (p, name, native))
+        if rc < 0 and rc != -errno.EEXIST:
+            raise NotSupported("%s: %s: %s (libseccomp %s)" % (p, name, os.strerror(-rc), _version()))
+
+    # The real errno from the kernel rather than libseccomp's ECANCELED (harmless if unknown).
+    _set_attr(ctx, lib.SCMP_FLTATR_API_SYSRAWRC, 1)
+    if _set_attr(ctx, lib.SCMP_FLTATR_CTL_NNP, 0) < 0:
+        raise ContainerError("%s: libseccomp %s cannot leave no_new_privs alone" % (_S, _version()))
+    # TSYNC always, as runc (libseccomp-golang) does: a filter on one thread only makes no sense.
+    tsync_rc = _set_attr(ctx, lib.SCMP_FLTATR_CTL_TSYNC, 1)
+    for p, name in flags:
+        rc = tsync_rc if name == _TSYNC else _set_attr(ctx, _FLAGS[name], 1)
+        if rc < 0:
+            raise NotSupported("%s: %s is not supported by this kernel or libseccomp %s (%s)"
+                               % (p, name, _version(), os.strerror(-rc)))
+    if not explicit_flags:
+        _set_attr(ctx, lib.SCMP_FLTATR_CTL_SSB, 1)  # runc's default where available
+    if len(rules) > _TREE_THRESHOLD:
+        _set_attr(ctx, lib.SCMP_FLTATR_CTL_OPTIMIZE, 2)
+
+    for p, name, action, conds in rules:
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr == lib.__NR_SCMP_ERROR:
+            if verbose:
+                log.debug("%s: unknown syscall %r ignored (libseccomp %s)" % (p, name, _version()))
+            continue
+        indexes = [c[0] for c in conds]
+        if len(set(indexes)) == len(indexes):
+            groups = [conds]
+        else:
+            groups = [[c] for c in conds]  # runc: one rule per condition when an argument repeats
+        for group in groups:
+            arr = ffi.new("struct scmp_arg_cmp[]", len(group)) if group else ffi.NULL
+            for k, (index, op, value, two) in enumerate(group):
+                arr[k].arg = index
+                arr[k].op = op
+                arr[k].datum_a = value
+                arr[k].datum_b = two
+            rc = lib.seccomp_rule_add_array(ctx, action, nr, len(group), arr)
+            if rc < 0:
+                raise ConfigError("%s: libseccomp rejected the rule for %r: %s"
+                                  % (p, name, os.strerror(-rc)))
