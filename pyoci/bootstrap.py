@@ -128,8 +128,11 @@ def init(launch: Launch) -> NoReturn:
         prctl.set_pdeathsig(0)
         proc = launch.spec.process
         if proc is not None and proc.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:  # before dumpable 0 makes /proc/self root's
-                f.write(str(proc.oom_score_adj))
+            try:
+                with open("/proc/self/oom_score_adj", "w") as f:  # before dumpable 0 makes /proc/self root's
+                    f.write(str(proc.oom_score_adj))
+            except OSError as e:
+                raise ContainerError("process.oomScoreAdj: cannot set %d: %s" % (proc.oom_score_adj, e.strerror)) from None
         prctl.set_dumpable(False)  # nothing in the container may ptrace or open /proc/1/* of the runtime
         _setup(launch)
     except BaseException as e:  # noqa: BLE001
@@ -294,7 +297,9 @@ def _chdir(cwd: str) -> None:
             raise ContainerError("process.cwd %s: %s" % (cwd, e.strerror)) from None
     except OSError as e:
         raise ContainerError("process.cwd %s: %s" % (cwd, e.strerror)) from None
-    if os.getcwd() != os.path.normpath(cwd):  # cwd must be inside the container (CVE-2024-21626)
+    from pyoci.rootfs import inside
+
+    if os.getcwd() != inside(cwd):  # cwd must be inside the container (CVE-2024-21626)
         raise ContainerError("process.cwd %s: resolved outside the container" % cwd)
 
 

@@ -124,6 +124,7 @@ class Container:
             raise UsageError("--console-socket given but process.terminal is false")
         store = Store(root)
         state_dir = store.create(cid)
+        log.debug("creating container %s from bundle %s" % (cid, spec.bundle))
         lock = None
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
                    created=log.timestamp(),
@@ -163,7 +164,8 @@ class Container:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 try:
-                    sock.connect(os.path.join(self.dir, EXEC_SOCKET))
+                    with _DirFd(self.dir) as d:
+                        sock.connect(d.path(EXEC_SOCKET))
                 except OSError:
                     raise InvalidState("container %r is not waiting to start (its init is gone)" % self.id) from None
                 os.unlink(os.path.join(self.dir, EXEC_SOCKET))
@@ -171,6 +173,7 @@ class Container:
                 from pyoci.bootstrap import send
 
                 send(sock, "start", state=dict(st.oci()))
+                log.debug("starting container %s (pid %d)" % (self.id, st.pid))
                 try:
                     sock.settimeout(None)
                     data = sock.recv(1 << 20)  # EOF: the exec succeeded (the socket is close-on-exec)
@@ -199,6 +202,7 @@ class Container:
             if st.status not in ("created", "running"):
                 raise InvalidState("container %r is %s: only a created or running container can be signalled"
                                    % (self.id, st.status))
+            log.debug("signal %d to container %s (%s)" % (signum, self.id, "all processes" if all else st.pid))
             if all:
                 self._cgroup().signal_all(signum)
             else:
@@ -209,14 +213,21 @@ class Container:
     # --- delete --------------------------------------------------------------------------------------
     def delete(self, force: bool = False) -> None:
         """Remove a stopped container (force: kill it first); poststop hooks run before this returns."""
-        lock = self.store.lock(self.id)
+        from pyoci.errors import NotFound
+
+        try:
+            lock = self.store.lock(self.id)
+        except NotFound:
+            if force:  # deleted by a concurrent delete while we waited: --force is idempotent
+                return
+            raise
         try:
             st = self.refresh()
-            if st.status != "stopped" and st.status != "creating":
-                if not force:
-                    raise InvalidState("container %r is %s: stop it first or use --force" % (self.id, st.status))
-            if st.status != "stopped":
-                self._kill_everything(st)
+            if st.status not in ("stopped", "creating") and not force:
+                raise InvalidState("container %r is %s: stop it first or use --force" % (self.id, st.status))
+            log.debug("deleting container %s (%s)" % (self.id, st.status))
+            # always: without a pid namespace of its own, processes can outlive the container's init
+            self._kill_everything(st)
             st.status = "stopped"
             self._cgroup().destroy()
             self.store.remove(self.id)
@@ -228,8 +239,10 @@ class Container:
 
     def _kill_everything(self, st: State) -> None:
         cg = self._cgroup()
+        if st.status == "stopped" and not cg.pids():
+            return
         cg.signal_all(SIGKILL)
-        if st.pid:
+        if st.pid and st.status != "stopped":
             try:
                 _signal_pid(st.pid, st.pid_start, SIGKILL)
             except PyociError:
@@ -332,7 +345,8 @@ class _Builder:
         if console_path is not None:
             console = consolemod.connect(console_path)
         try:
-            listener.bind(os.path.join(self.state_dir, EXEC_SOCKET))
+            with _DirFd(self.state_dir) as d:
+                listener.bind(d.path(EXEC_SOCKET))
             listener.listen(1)
             launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
@@ -391,6 +405,8 @@ class _Builder:
             bootstrap.recv(parent, "ready")
             st.status = "created"
             self.store.save(st)
+            log.debug("container %s created: init pid %d, cgroup %s" % (
+                st.id, init_pid, next(iter(self.cgroup.paths.values()), "-")))
         finally:
             parent.close()
             plan.close()
@@ -410,6 +426,23 @@ class _Builder:
         if self.cgroup is not None:
             self.cgroup.signal_all(SIGKILL)
             self.cgroup.destroy()
+
+
+class _DirFd:
+    """A directory opened by fd, so a unix socket in it has a short name whatever the id's length
+    (sun_path holds 108 bytes; runc accepts longer ids)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def path(self, name: str) -> str:
+        return "/proc/self/fd/%d/%s" % (self.fd, name)
+
+    def __enter__(self) -> _DirFd:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)
 
 
 def _warm_cgroup_attach(cgroup: Any) -> int:

@@ -6,7 +6,7 @@ import stat
 
 from pyoci import syscalls
 from pyoci.errors import ConfigError, ContainerError
-from pyoci.rootfs import O_PATH, ensure_file, fdpath, mkdir_all, open_in_root
+from pyoci.rootfs import O_PATH, ensure_file, fdpath, inside, mkdir_all, open_in_root
 from pyoci.spec import Device, Spec
 from pyoci.syscalls import C
 
@@ -26,7 +26,7 @@ _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_I
 def needs_dev_setup(spec: Spec) -> bool:
     """runc's rule: unless /dev is bind-mounted from the host, the runtime populates it."""
     for m in spec.mounts:
-        if os.path.normpath(m.destination) == "/dev" and (m.type == "bind" or "bind" in m.options
+        if inside(m.destination) == "/dev" and (m.type == "bind" or "bind" in m.options
                                                           or "rbind" in m.options):
             return False
     return True
@@ -38,7 +38,7 @@ def create_devices(spec: Spec, rootfd: int, userns: bool) -> None:
     if needs_dev_setup(spec):
         devices.update((d.path, d) for d in DEFAULT_DEVICES)
     for d in spec.linux.devices:
-        devices[os.path.normpath(d.path)] = d
+        devices[inside(d.path)] = d
     for d in devices.values():
         try:
             _make(rootfd, d, userns)
@@ -51,7 +51,7 @@ def create_devices(spec: Spec, rootfd: int, userns: bool) -> None:
 def _make(rootfd: int, d: Device, userns: bool) -> None:
     if d.type not in _TYPES:
         raise ConfigError("linux.devices: %s: unknown type %r" % (d.path, d.type))
-    path = os.path.normpath(d.path)
+    path = inside(d.path)
     if not path.startswith("/dev/"):
         raise ConfigError("linux.devices: %s: devices must live under /dev" % d.path)
     if userns:  # mknod is not allowed: bind the host's node instead (runc does the same)
@@ -85,7 +85,7 @@ def _links(spec: Spec, rootfd: int) -> None:
         links = list(LINKS)
         if os.path.exists("/proc/kcore"):
             links.append(("/proc/kcore", "core"))
-        if any(os.path.normpath(m.destination) == "/dev/pts" for m in spec.mounts):
+        if any(inside(m.destination) == "/dev/pts" for m in spec.mounts):
             try:
                 os.unlink("ptmx", dir_fd=devfd)
             except FileNotFoundError:

@@ -65,18 +65,15 @@ def last_cap() -> int:
         return len(CAPABILITIES) - 1
 
 
-def _mask(names: list[str], field: str) -> int:
-    """Names -> bit mask; a name this kernel does not know is skipped with a warning, like runc."""
+def _mask(names: list[str]) -> int:
+    """Names -> bit mask; a name this kernel does not know is skipped, like runc."""
     mask, top = 0, last_cap()
     for n in names:
         try:
             num = CAPABILITIES.index(n)
         except ValueError:
             num = -1
-        if not 0 <= num <= top:
-            from pyoci import log
-
-            log.warning("process.capabilities.%s: unknown capability %r ignored" % (field, n))
+        if not 0 <= num <= top:  # `create` has already warned (pyoci.validate)
             continue
         mask |= 1 << num
     return mask
@@ -88,7 +85,7 @@ def drop_bounding(caps: Capabilities | None) -> None:
         return
     import prctl
 
-    keep = _mask(caps.bounding, "bounding")
+    keep = _mask(caps.bounding)
     for cap in range(last_cap() + 1):
         if not keep & (1 << cap):
             prctl.capbset_drop(cap) if cap <= prctl.CAP_LAST_CAP else _raw_bset_drop(cap)
@@ -130,12 +127,12 @@ def set_capabilities(caps: Capabilities | None) -> None:
     if caps is None:
         caps = Capabilities()  # runc: no capabilities object means none at all
     try:
-        syscalls.capset(_mask(caps.effective, "effective"), _mask(caps.permitted, "permitted"),
-                        _mask(caps.inheritable, "inheritable"))
+        syscalls.capset(_mask(caps.effective), _mask(caps.permitted),
+                        _mask(caps.inheritable))
     except OSError as e:
         raise ContainerError("process.capabilities: %s" % e.strerror) from None
     syscalls.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL)
-    ambient = _mask(caps.ambient, "ambient")
+    ambient = _mask(caps.ambient)
     for cap in range(last_cap() + 1):
         if ambient & (1 << cap):
             try:

@@ -73,6 +73,11 @@ def propagation_flag(name: str) -> int:
     return _PROPAGATION[name]
 
 
+def inside(path: str) -> str:
+    """A path of the container, absolute and normalised (posix normpath keeps a leading '//': not here)."""
+    return "/" + os.path.normpath("/" + path).lstrip("/")
+
+
 def fdpath(fd: int) -> str:
     return "/proc/self/fd/%d" % fd
 
@@ -89,7 +94,7 @@ def open_in_root(rootfd: int, path: str, flags: int = O_PATH, nofollow: bool = F
 
 def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False) -> int:
     """mkdir -p inside the rootfs, by fd, one component at a time; returns an O_PATH fd of the directory."""
-    parts = [p for p in os.path.normpath("/" + path).split("/") if p]
+    parts = [p for p in inside(path).split("/") if p]
     cur = os.dup(rootfd)
     try:
         for i, name in enumerate(parts):
@@ -118,9 +123,9 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False)
 
 def ensure_file(rootfd: int, path: str, nofollow: bool = False) -> int:
     """Make path exist as a file (a bind target for a file or device); returns an O_PATH fd."""
-    parent = mkdir_all(rootfd, os.path.dirname(os.path.normpath("/" + path)))
+    parent = mkdir_all(rootfd, os.path.dirname(inside(path)))
     try:
-        name = os.path.basename(os.path.normpath("/" + path))
+        name = os.path.basename(inside(path))
         try:
             return open_in_root(rootfd, path, O_PATH, nofollow)
         except FileNotFoundError:
@@ -167,7 +172,7 @@ class Mounter:
                                                                    e.strerror or e)) from None
 
     def mount(self, m: Mount) -> None:
-        dest = os.path.normpath("/" + m.destination)
+        dest = inside(m.destination)
         _check_proc_target(m, dest)
         flags, prop, data = parse_options(m.options)
         if flags & C.MS_BIND or m.type == "bind":

@@ -560,7 +560,7 @@ class _Checker:
                 continue
             if not dest.startswith("/"):
                 self.warn(f"{path}.destination", f"{_show(dest)} is not absolute; it is taken relative to the container's root (deprecated, runc does the same)")
-            norm = posixpath.normpath("/" + dest)
+            norm = "/" + posixpath.normpath("/" + dest).lstrip("/")  # normpath keeps a leading "//"
             if norm in seen:
                 self.warn(f"{path}.destination", f"{_show(dest)} is also the destination of {seen[norm]}; this mount will be on top of the earlier one")
             else:

@@ -1,0 +1,199 @@
+"""Cgroup placement: the container's own cgroup on every mounted hierarchy, removed on delete; kill --all."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Bundle, Runtime, hierarchy_dirs, pid_alive, wait_for
+
+
+def proc_cgroups(pid: int | str) -> dict[str, str]:
+    """hierarchy key (controllers as listed, '' for cgroup2) -> path."""
+    out = {}
+    with open("/proc/%s/cgroup" % pid) as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def mount_of(key: str) -> Path:
+    """The mount point of the hierarchy listed as key in /proc/PID/cgroup."""
+    for h in hierarchy_dirs():
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                if left.split()[4] != str(h):
+                    continue
+                fstype, _src, sopts = right.split()[:3]
+                if fstype == "cgroup2" and key == "":
+                    return h
+                if fstype == "cgroup" and set(key.split(",")) <= set(sopts.split(",")):
+                    return h
+    raise AssertionError("no mount for hierarchy %r" % key)
+
+
+def assert_placed(pid: int, expected: dict[str, str]) -> None:
+    """pid is in the expected cgroup on every hierarchy, and that directory lists it."""
+    actual = proc_cgroups(pid)
+    assert set(actual) == set(expected)
+    for key, path in expected.items():
+        assert actual[key] == path, (key, actual[key], path)
+        d = mount_of(key) / path.lstrip("/")
+        assert d.is_dir()
+        assert str(pid) in (d / "cgroup.procs").read_text().split()
+
+
+def test_default_cgroup_is_slash_id(rt: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "30")
+    with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
+        assert_placed(pid, {k: "/" + cid for k in proc_cgroups("self")})
+        rt.ok("start", cid)
+        assert_placed(pid, {k: "/" + cid for k in proc_cgroups("self")})
+    for h in hierarchy_dirs():
+        assert not (h / cid).exists()
+
+
+def test_absolute_cgroups_path_nested(rt: Runtime, bundle: Bundle) -> None:
+    top = "pyoci-test-%s" % uuid.uuid4().hex[:8]
+    rt.ids.append(top)  # checked for leftovers too
+    bundle.linux["cgroupsPath"] = "/%s/inner" % top
+    bundle.args("sleep", "30")
+    with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
+        assert_placed(pid, {k: "/%s/inner" % top for k in proc_cgroups("self")})
+    for h in hierarchy_dirs():
+        assert not (h / top).exists(), "the parent pyoci created must go too"
+
+
+def test_relative_cgroups_path_is_below_the_runtimes_cgroup(rt: Runtime, bundle: Bundle) -> None:
+    name = "pyoci-rel-%s" % uuid.uuid4().hex[:8]
+    rt.ids.append(name)
+    bundle.linux["cgroupsPath"] = name
+    bundle.args("sleep", "30")
+    ours = proc_cgroups("self")  # pyoci runs as our child, in our cgroups
+    with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
+        assert_placed(pid, {k: os.path.join(v, name) for k, v in ours.items()})
+    for key, v in ours.items():
+        assert not (mount_of(key) / v.lstrip("/") / name).exists()
+
+
+def test_existing_cgroup_is_joined_and_kept(rt: Runtime, bundle: Bundle) -> None:
+    """A cgroup that existed before create is used, and only what pyoci made is removed on delete."""
+    top = "pyoci-pre-%s" % uuid.uuid4().hex[:8]
+    made = []
+    try:
+        for h in hierarchy_dirs():
+            (h / top).mkdir()
+            made.append(h / top)
+            if h.name == "cpuset":
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (h / top / f).write_text((h / f).read_text())
+        bundle.linux["cgroupsPath"] = "/%s/c" % top
+        bundle.args("sleep", "30")
+        with rt.container(bundle) as cid:
+            assert_placed(rt.state(cid)["pid"], {k: "/%s/c" % top for k in proc_cgroups("self")})
+        for d in made:
+            assert d.is_dir(), "pyoci removed a cgroup it did not create"
+            assert not (d / "c").exists()
+    finally:
+        for d in made:
+            os.rmdir(d)
+
+
+def test_children_stay_in_the_container_cgroup(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle.bind(out, "/out")
+    bundle.sh("sleep 30 & echo $! > /out/child; wait")
+    with rt.container(bundle) as cid:
+        rt.ok("start", cid)
+        init = rt.state(cid)["pid"]
+        wait_for(lambda: (out / "child").exists() and (out / "child").read_text().strip(), what="child")
+        procs = (mount_of("pids") / cid / "cgroup.procs").read_text().split()
+        assert str(init) in procs and len(procs) == 2
+
+
+def test_cgroups_removed_after_run(rt: Runtime, bundle: Bundle) -> None:
+    cid = rt.new_id()
+    bundle.sh("cat /proc/self/cgroup")
+    r = rt.run(bundle, cid)
+    assert r.returncode == 0
+    assert r.stdout.strip()
+    for h in hierarchy_dirs():
+        assert not (h / cid).exists()
+
+
+def test_systemd_style_cgroups_path_is_refused(rt: Runtime, bundle: Bundle) -> None:
+    bundle.linux["cgroupsPath"] = "system.slice:pyoci:%s" % uuid.uuid4().hex[:8]
+    bundle.save()
+    rt.refuse(bundle)
+
+
+@pytest.mark.parametrize("bad", ["/../../escape", "../up", "a/../../b"])
+def test_cgroups_path_with_dotdot_refused(rt: Runtime, bundle: Bundle, bad: str) -> None:
+    bundle.linux["cgroupsPath"] = bad
+    bundle.save()
+    rt.refuse(bundle)
+    for h in hierarchy_dirs():
+        assert not (h.parent / "escape").exists() and not (h.parent / "b").exists()
+
+
+# ------------------------------------------------------------------------------------------ kill --all
+def _no_pidns_bundle(bundle: Bundle, out: Path) -> None:
+    """Without a pid namespace the init's death does not take its children along."""
+    bundle.drop_namespace("pid")
+    out.mkdir()
+    bundle.bind(out, "/out")
+    bundle.sh("sleep 31 & echo $! >> /out/kids; sleep 32 & echo $! >> /out/kids; wait")
+
+
+def _kids(out: Path) -> list[int]:
+    f = out / "kids"
+    if not f.exists():
+        return []
+    pids = [int(x) for x in f.read_text().split()]
+    return pids if len(pids) == 2 else []
+
+
+def test_kill_all_signals_every_process(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _no_pidns_bundle(bundle, out)
+    with rt.container(bundle) as cid:
+        rt.ok("start", cid)
+        init = rt.state(cid)["pid"]
+        kids = wait_for(lambda: _kids(out), what="children")
+        rt.ok("kill", "--all", cid, "KILL")
+        for pid in [init, *kids]:
+            wait_for(lambda pid=pid: not pid_alive(pid), what="pid %d to die" % pid)
+        wait_for(lambda: not (mount_of("pids") / cid / "cgroup.procs").read_text().strip(), what="empty cgroup")
+        assert rt.status(cid) == "stopped"
+
+
+def test_kill_without_all_signals_only_the_init(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _no_pidns_bundle(bundle, out)
+    with rt.container(bundle) as cid:
+        rt.ok("start", cid)
+        init = rt.state(cid)["pid"]
+        kids = wait_for(lambda: _kids(out), what="children")
+        rt.ok("kill", cid, "KILL")
+        wait_for(lambda: not pid_alive(init), what="init to die")
+        assert all(pid_alive(k) for k in kids)
+        rt.ok("delete", "--force", cid)  # delete --force kills what is left in the cgroup
+        for k in kids:
+            wait_for(lambda k=k: not pid_alive(k), timeout=3, what="leftover %d killed by delete" % k)
+
+
+def test_kill_all_on_created_container(rt: Runtime, bundle: Bundle) -> None:
+    bundle.args("sleep", "30")
+    with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
+        rt.ok("kill", "-a", cid, "9")
+        wait_for(lambda: not pid_alive(pid), what="init to die")
+        assert rt.status(cid) == "stopped"

@@ -1,0 +1,258 @@
+"""Black-box security checks: what a hostile rootfs or config must not achieve against the host."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import Bundle, Runtime, pid_alive, wait_for
+
+
+def snapshot(d: Path) -> dict[str, tuple[int, int]]:
+    """Names under d with their (mode, size): enough to see anything created, removed or replaced."""
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            out[os.path.relpath(p, d)] = (st.st_mode, st.st_size)
+    return out
+
+
+@pytest.fixture
+def hostdir(rt: Runtime, short_tmp: Path) -> Path:
+    """A host directory in /tmp (short path) with a marker file; watched for mounts after the test."""
+    rt.watch(short_tmp)
+    (short_tmp / "marker").write_text("host marker\n")
+    return short_tmp
+
+
+def test_no_inheritable_capabilities(rt: Runtime, bundle: Bundle) -> None:
+    out = rt.sh(bundle, "grep CapInh /proc/self/status")
+    assert out.split() == ["CapInh:", "0000000000000000"]
+
+
+def test_cgroup_mounts_are_read_only(rt: Runtime, bundle: Bundle) -> None:
+    out = rt.sh(bundle, "grep /sys/fs/cgroup /proc/mounts")
+    lines = out.splitlines()
+    assert lines
+    for line in lines:
+        assert "ro" in line.split()[3].split(","), line
+    out = rt.sh(bundle, "for f in /sys/fs/cgroup/*/cgroup.procs; do (echo 1 > $f) 2>&1; done; "
+                        "mkdir /sys/fs/cgroup/pids/evil 2>&1 || true")
+    assert "Read-only file system" in out
+    assert "Permission denied" not in out or "Read-only" in out
+
+
+def test_cgroup_mount_shows_only_the_containers_cgroup(rt: Runtime, bundle: Bundle) -> None:
+    cid = rt.new_id()
+    bundle.sh("cat /sys/fs/cgroup/pids/cgroup.procs | wc -l; find /sys/fs/cgroup/pids -mindepth 1 -type d | wc -l")
+    r = rt.run(bundle, cid)
+    assert r.returncode == 0, r.stderr
+    count, subdirs = r.stdout.split()
+    assert int(count) <= 3  # sh, cat, wc: the container's own processes only
+    assert subdirs == "0"
+
+
+@pytest.mark.parametrize("link", ["a", "b"])
+def test_symlinked_mount_destinations_stay_in_the_rootfs(rt: Runtime, bundle: Bundle, hostdir: Path,
+                                                         link: str) -> None:
+    rootfs = bundle.private_rootfs(readonly=True)
+    target = "/tmp/" + hostdir.name
+    os.symlink(target if link == "a" else "../../../.." + target, rootfs / link)
+    (rootfs / target.lstrip("/")).mkdir(parents=True)  # so that the link resolves inside the rootfs
+    before = snapshot(hostdir)
+    bundle.add_mount("/%s/x" % link, "tmpfs", "tmpfs", ["size=1m"])
+    bundle.sh("echo inside > /%s/x/file; ls /%s; mount | grep -c ' %s/x '" % (link, target, target))
+    r = rt.run(bundle)
+    assert snapshot(hostdir) == before, "the host directory was touched"
+    if r.returncode == 0:
+        assert (rootfs / target.lstrip("/") / "x").is_dir(), "the mount point was not made inside the rootfs"
+        assert "x" in r.stdout.split()
+    else:
+        assert "Traceback" not in r.stderr
+
+
+def test_rootfs_proc_symlink_refused(rt: Runtime, bundle: Bundle, hostdir: Path) -> None:
+    rootfs = bundle.private_rootfs()
+    os.rmdir(rootfs / "proc")
+    os.symlink(str(hostdir), rootfs / "proc")
+    before = snapshot(hostdir)
+    bundle.save()
+    cid = rt.new_id()
+    rt.refuse(bundle, cid=cid)
+    assert snapshot(hostdir) == before
+    assert "does not exist" in rt.fail("state", cid)
+
+
+def test_rootfs_proc_symlink_inside_refused(rt: Runtime, bundle: Bundle) -> None:
+    """Even a link that stays inside the rootfs is no place for procfs (CVE-2019-16884)."""
+    rootfs = bundle.private_rootfs()
+    os.rmdir(rootfs / "proc")
+    (rootfs / "fakeproc").mkdir()
+    os.symlink("fakeproc", rootfs / "proc")
+    bundle.save()
+    rt.refuse(bundle)
+
+
+def test_bind_of_a_directory_onto_proc_refused(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    fake = tmp_path / "fakeproc"
+    (fake / "self").mkdir(parents=True)
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/proc"]
+    bundle.bind(fake, "/proc")
+    bundle.save()
+    cid = rt.new_id()
+    line = rt.refuse(bundle, cid=cid)
+    assert "/proc" in line
+
+
+def test_bind_after_proc_onto_proc_refused(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    fake = tmp_path / "fakeproc"
+    fake.mkdir()
+    bundle.bind(fake, "/proc")  # the real proc first, a directory over it later
+    bundle.save()
+    rt.refuse(bundle)
+
+
+@pytest.mark.parametrize("dest", ["/proc/self/attr",
+                                  "/proc/1/attr",
+                                  "/proc/sys/kernel", "/proc/self"])
+def test_tmpfs_over_procfs_refused(rt: Runtime, bundle: Bundle, dest: str) -> None:
+    bundle.add_mount(dest, "tmpfs", "tmpfs", [])
+    bundle.save()
+    rt.refuse(bundle)
+
+
+def test_rootfs_dev_symlink_refused(rt: Runtime, bundle: Bundle, hostdir: Path) -> None:
+    rootfs = bundle.private_rootfs()
+    os.rmdir(rootfs / "dev")
+    os.symlink(str(hostdir), rootfs / "dev")
+    before = snapshot(hostdir)
+    bundle.save()
+    cid = rt.new_id()
+    rt.refuse(bundle, cid=cid)
+    assert snapshot(hostdir) == before
+    assert "does not exist" in rt.fail("state", cid)
+
+
+def test_rootfs_dev_symlink_refused_without_dev_tmpfs(rt: Runtime, bundle: Bundle, hostdir: Path) -> None:
+    """No /dev mount in the config: device nodes would be made through the link, onto the host."""
+    rootfs = bundle.private_rootfs()
+    os.rmdir(rootfs / "dev")
+    os.symlink(str(hostdir), rootfs / "dev")
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if not m["destination"].startswith("/dev")]
+    before = snapshot(hostdir)
+    bundle.save()
+    rt.refuse(bundle)
+    assert snapshot(hostdir) == before
+
+
+def test_dev_null_replaced_in_rootfs_is_not_used_for_masking(rt: Runtime, bundle: Bundle, hostdir: Path) -> None:
+    """No /dev tmpfs, and the rootfs's /dev/null is a link to a host file: masking must never bind that file,
+    and the host file stays as it was."""
+    rootfs = bundle.private_rootfs()
+    victim = hostdir / "victim"
+    victim.write_text("do not touch\n")
+    os.symlink(str(victim), rootfs / "dev" / "null")
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if not m["destination"].startswith("/dev")]
+    bundle.linux["maskedPaths"] = ["/proc/keys", "/proc/timer_list", "/etc/passwd"]
+    bundle.sh("cat /proc/keys /etc/passwd | wc -c; stat -c '%F %t %T' /dev/null")
+    r = rt.run(bundle)
+    assert victim.read_text() == "do not touch\n"
+    if r.returncode == 0:
+        lines = r.stdout.splitlines()
+        assert lines[0].strip() == "0"
+        assert lines[1] == "character special file 1 3"
+    else:
+        assert "Traceback" not in r.stderr
+
+
+def test_dev_null_regular_file_in_rootfs(rt: Runtime, bundle: Bundle) -> None:
+    rootfs = bundle.private_rootfs()
+    (rootfs / "dev" / "null").write_text("not a device\n")
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if not m["destination"].startswith("/dev")]
+    bundle.linux["maskedPaths"] = ["/etc/passwd"]
+    bundle.sh("wc -c < /etc/passwd; stat -c '%F' /dev/null")
+    r = rt.run(bundle)
+    if r.returncode == 0:
+        assert r.stdout.split()[0] == "0"
+        assert "character special file" in r.stdout
+    else:
+        assert "Traceback" not in r.stderr
+
+
+def test_leaked_fds_invisible(rt: Runtime, bundle: Bundle, hostdir: Path, tmp_path: Path) -> None:
+    """pyoci create with extra inheritable fds to a host directory: the container's process has only 0, 1, 2
+    (checked from the host, on a process that opens nothing itself)."""
+    bundle.args("sleep", "30")
+    bundle.save()
+    cid = rt.new_id()
+    cmd = 'exec "$@" 3<%s 4<%s 8<%s 9<%s' % (hostdir, hostdir, hostdir / "marker", hostdir)
+    with open(tmp_path / "stdio", "w") as out:  # the container inherits it: a file, not a pipe
+        rc = subprocess.run(["sh", "-c", cmd, "sh", *rt.argv("create", "-b", bundle.path, cid)],
+                            stdout=out, stderr=out, timeout=30, stdin=subprocess.DEVNULL).returncode
+    assert rc == 0, (tmp_path / "stdio").read_text()
+    try:
+        pid = rt.state(cid)["pid"]
+        rt.ok("start", cid)
+        wait_for(lambda: os.readlink("/proc/%d/exe" % pid).endswith("busybox"), what="exec")
+        assert sorted(os.listdir("/proc/%d/fd" % pid)) == ["0", "1", "2"]
+        for fd in ("0", "1", "2"):
+            assert not os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(str(hostdir))
+    finally:
+        rt.ok("delete", "-f", cid)
+
+
+@pytest.mark.parametrize("n", range(3, 21))
+def test_cwd_through_proc_self_fd(rt: Runtime, bundle: Bundle, hostdir: Path, n: int) -> None:
+    """cwd=/proc/self/fd/N (CVE-2024-21626): never a host directory, even with host dir fds inherited."""
+    bundle.process["cwd"] = "/proc/self/fd/%d" % n
+    bundle.sh("ls -a; cat marker 2>/dev/null; ls ../../.. 2>/dev/null")
+    bundle.save()
+    redirects = " ".join("%d<%s" % (fd, hostdir) for fd in (3, 4, 5, 6, 7, 8, 9))
+    cmd = 'exec "$@" %s' % redirects
+    r = subprocess.run(["sh", "-c", cmd, "sh", *rt.argv("run", "-b", bundle.path, rt.new_id())],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert "host marker" not in r.stdout
+    assert "marker" not in r.stdout.split()
+    assert "Traceback" not in r.stderr
+
+
+def test_container_cannot_see_runtime_host_paths(rt: Runtime, bundle: Bundle, hostdir: Path) -> None:
+    bundle.sh("ls %s 2>&1; ls /proc/1/root%s 2>&1; true" % (hostdir, hostdir))
+    r = rt.run(bundle)
+    assert r.returncode == 0
+    assert "marker" not in r.stdout
+
+
+def test_init_is_not_dumpable_while_created(rt: Runtime, bundle: Bundle) -> None:
+    """Before exec the init holds the runtime's state: a process in the container must not be able to read
+    its memory or open its fds. Checked from the host through /proc/PID/status 'Dumpable'-like ownership."""
+    bundle.args("sleep", "30")
+    with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
+        st = os.stat("/proc/%d/fd" % pid)
+        assert st.st_uid == 0
+        with open("/proc/%d/status" % pid) as f:
+            status = f.read()
+        assert "NoNewPrivs" in status
+        # non-dumpable processes have their /proc files owned by root:root with restricted modes
+        assert (os.stat("/proc/%d/environ" % pid).st_mode & 0o077) == 0
+
+
+def test_host_pid_namespace_is_not_visible(rt: Runtime, bundle: Bundle) -> None:
+    out = rt.sh(bundle, "ls /proc | grep -E '^[0-9]+$' | sort -n | tail -n 1")
+    assert int(out.strip()) < 20
+
+
+def test_runtime_process_is_gone_after_create(rt: Runtime, bundle: Bundle) -> None:
+    """Nothing of pyoci stays around a created container except its init."""
+    bundle.args("sleep", "30")
+    with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
+        assert pid_alive(pid)
+        procs = (Path("/sys/fs/cgroup/pids") / cid / "cgroup.procs").read_text().split()
+        assert procs == [str(pid)]
+        wait_for(lambda: True)
