@@ -233,19 +233,24 @@ def _setup(launch: Launch) -> None:
         syscalls.setdomainname(spec.domainname)
     if proc is None:
         raise ContainerError("process: required to create a container")
-    if proc.terminal:
-        _terminal(launch)
-    _chdir(proc.cwd)
-    launch.extra["exe"] = _executable(proc)
-    launch.extra["env"] = _environment(proc)
-    from pyoci import process
-
-    process.set_rlimits(proc)
+    _prepare_process(launch, proc)
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
                 signal.SIGALRM):
         signal.signal(sig, _exit_on_signal)  # pid 1 ignores unhandled signals: let kill work while created
     send(sock, "ready")
     sock.close()
+
+
+def _prepare_process(launch: Launch, proc: Any) -> None:
+    """Inside the container, still privileged: terminal, cwd, args[0] in PATH, environment, rlimits."""
+    from pyoci import process
+
+    if proc.terminal:
+        _terminal(launch)
+    _chdir(proc.cwd)
+    launch.extra["exe"] = _executable(proc)
+    launch.extra["env"] = _environment(proc)
+    process.set_rlimits(proc)
 
 
 def _new_keyring(cid: str) -> None:
@@ -396,14 +401,7 @@ def exec_child(launch: Launch) -> NoReturn:
     try:
         proc = launch.spec.process
         assert proc is not None
-        if proc.terminal:
-            _terminal(launch)
-        _chdir(proc.cwd)
-        launch.extra["exe"] = _executable(proc)
-        launch.extra["env"] = _environment(proc)
-        from pyoci import process
-
-        process.set_rlimits(proc)
+        _prepare_process(launch, proc)
         _become(launch, sock)
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from mutators import del_path, set_path
 
 from pyoci.validate import Problem, schema_problems, schemas_dir, semantic_problems
 
@@ -113,28 +114,7 @@ def test_unknown_schema_name() -> None:
 
 # --------------------------------------------------------------------------- each section rejects bad input
 
-def _set(path: str, value: Any) -> Callable[[dict], None]:
-    def mutate(cfg: dict) -> None:
-        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-        obj: Any = cfg
-        for k in keys[:-1]:
-            if isinstance(k, str) and k not in obj:
-                obj[k] = {}
-            obj = obj[k]
-        obj[keys[-1]] = value
-
-    return mutate
-
-
-def _del(path: str) -> Callable[[dict], None]:
-    def mutate(cfg: dict) -> None:
-        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-        obj: Any = cfg
-        for k in keys[:-1]:
-            obj = obj[k]
-        del obj[keys[-1]]
-
-    return mutate
+_set, _del = set_path, del_path
 
 
 MAP = {"containerID": 0, "hostID": 1000, "size": 1}
