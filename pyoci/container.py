@@ -283,10 +283,6 @@ def _check_supported(spec: Any) -> None:
         from pyoci import seccomp
 
         seccomp.check(spec.linux.seccomp)  # every translation error now, before anything is created
-    res = spec.linux.resources or {}
-    other = sorted(k for k, v in res.items() if k != "devices" and v)
-    if other:
-        log.warning("linux.resources.%s: resource limits are not applied yet" % ",".join(other))
 
 
 def _signal_pid(pid: int, start: int, sig: int) -> None:
@@ -332,6 +328,7 @@ class _Builder:
         spec, st = self.spec, self.st
         self.cgroup = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd)
         self.cgroup.create()
+        self.cgroup.apply(spec.linux.resources or {})
         self.children.append(_warm_cgroup_attach(self.cgroup))
         st.cgroup_paths = {"paths": self.cgroup.paths, "created": self.cgroup.created}
         self.store.save(st)
