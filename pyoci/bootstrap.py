@@ -59,14 +59,21 @@ def recv(sock: socket.socket, expect: str | None = None) -> dict[str, Any]:
     return msg
 
 
-def _fail(sock: socket.socket, e: BaseException) -> NoReturn:
+def _fail(sock: socket.socket | int, e: BaseException) -> NoReturn:
+    """Report e to the runtime as one error message (over a socket object or a raw fd) and exit."""
+    if isinstance(e, PyociError):
+        msg = {"message": str(e), "cls": type(e).__name__}
+    elif isinstance(e, OSError):
+        msg = {"message": "%s%s" % (e.strerror or e, (": " + str(e.filename)) if e.filename else "")}
+    else:
+        msg = {"message": "%s: %s" % (type(e).__name__, e)}
+    msg["type"] = "error"
     try:
-        if isinstance(e, PyociError):
-            send(sock, "error", message=str(e), cls=type(e).__name__)
-        elif isinstance(e, OSError):
-            send(sock, "error", message="%s%s" % (e.strerror or e, (": " + str(e.filename)) if e.filename else ""))
+        data = json.dumps(msg).encode()
+        if isinstance(sock, int):
+            os.write(sock, data)
         else:
-            send(sock, "error", message="%s: %s" % (type(e).__name__, e))
+            sock.send(data)
     except OSError:
         pass
     os._exit(1)
@@ -168,12 +175,10 @@ def load_dmz() -> bytes:
                              % (path, e.strerror)) from None
 
 
-def _exec_via_dmz(dmz: bytes, exe: str, args: list[str], env: dict[str, str],
-                  seccomp: dict[str, Any] | None = None) -> NoReturn:
-    """Exec through a sealed memfd copy of pyoci-dmz: while process.args is being exec'd, /proc/self/exe
-    is that sealed copy, never the host's Python interpreter, so it cannot be overwritten (CVE-2019-5736).
-
-    seccomp: a filter to load as late as possible (with noNewPrivileges), right before the exec."""
+def _sealed_dmz(dmz: bytes) -> int:
+    """A sealed memfd copy of pyoci-dmz. Exec'ing process.args through it means that while that exec
+    runs, /proc/self/exe is this sealed copy, never the host's Python interpreter, so it cannot be
+    overwritten from the container (CVE-2019-5736). Made before any seccomp filter is loaded."""
     import fcntl
 
     fd = os.memfd_create("pyoci-dmz", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
@@ -182,16 +187,25 @@ def _exec_via_dmz(dmz: bytes, exe: str, args: list[str], env: dict[str, str],
         view = view[os.write(fd, view):]
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
                 | fcntl.F_SEAL_WRITE)
-    argv = ["pyoci-dmz", exe] + list(args)
-    if seccomp is None:
-        os.execve(fd, argv, env)
-    from pyoci.seccomp import load_filter
+    return fd
 
-    load_filter(seccomp)
+
+def _above(fd: int, low: int) -> int:
+    """fd itself if >= low, else a close-on-exec duplicate >= low (the original is closed)."""
+    if fd >= low:
+        return fd
+    import fcntl
+
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low)
+    os.close(fd)
+    return new
+
+
+def _exec_dmz(dmz_fd: int, argv: list[str], env: dict[str, str]) -> None:
     try:
-        os.execve(fd, argv, env)  # execveat(AT_EMPTY_PATH)
-    except OSError:
-        os.execve("/proc/self/fd/%d" % fd, argv, env)  # a profile may allow execve but not execveat
+        os.execve(dmz_fd, argv, env)  # execveat(AT_EMPTY_PATH)
+    except PermissionError:
+        os.execve("/proc/self/fd/%d" % dmz_fd, argv, env)  # a profile may allow execve but not execveat
 
 
 def _setup(launch: Launch) -> None:
@@ -367,31 +381,36 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
         from pyoci.syscalls import C
 
         syscalls.personality(C.PER_LINUX32 if launch.spec.linux.personality == "LINUX32" else C.PER_LINUX)
-    seccomp = launch.spec.linux.seccomp
-    if seccomp is not None and not proc.no_new_privileges:
-        from pyoci.seccomp import load_filter
-
-        load_filter(seccomp)  # without no_new_privs, loading needs CAP_SYS_ADMIN: before the caps go
-        seccomp = None
-    process.drop_bounding(proc.capabilities)
-    process.set_user(proc)
-    if proc.user.umask is None:
-        os.umask(0o022)
-    process.set_capabilities(proc.capabilities)
-    process.no_new_privileges(proc)
-    fd = conn.fileno()
-    if fd < 3 + launch.preserve_fds:  # keep it clear of the fds we hand over
-        import fcntl
-
-        fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + launch.preserve_fds)
-        os.close(conn.detach())
-    process.close_fds(3 + launch.preserve_fds, fd)
-    process.reset_signals()
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
+    first_free = 3 + launch.preserve_fds  # our own fds must stay clear of those we hand over
+    fd = _above(conn.detach(), first_free)
     try:
-        _exec_via_dmz(launch.extra["dmz"], launch.extra["exe"], proc.args, env, seccomp)
+        dmz = _above(_sealed_dmz(launch.extra["dmz"]), first_free)
+        process.close_fds(first_free, {fd, dmz})
+        # seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so before the capabilities go (runc's
+        # order); with it, as late as possible. Either way after the fds are closed and the memfd is made.
+        seccomp = launch.spec.linux.seccomp
+        if seccomp is not None and not proc.no_new_privileges:
+            from pyoci.seccomp import load_filter
+
+            load_filter(seccomp)
+            seccomp = None
+        process.drop_bounding(proc.capabilities)
+        process.set_user(proc)
+        if proc.user.umask is None:
+            os.umask(0o022)
+        process.set_capabilities(proc.capabilities)
+        process.no_new_privileges(proc)
+        process.reset_signals()
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
+        if seccomp is not None:
+            from pyoci.seccomp import load_filter
+
+            load_filter(seccomp)
+        _exec_dmz(dmz, ["pyoci-dmz", launch.extra["exe"]] + list(proc.args), env)
     except OSError as e:
-        os.write(fd, json.dumps({"type": "error", "message": "exec %s: %s" % (proc.args[0], e.strerror)}).encode())
+        _fail(fd, ContainerError("exec %s: %s" % (proc.args[0], e.strerror or e)))
+    except BaseException as e:  # noqa: BLE001 - the runtime must hear about it, the fd is all we have
+        _fail(fd, e)
     os._exit(127)
 
 

@@ -150,16 +150,19 @@ def no_new_privileges(proc: Process) -> None:
         prctl.set_no_new_privs(True)
 
 
-def close_fds(keep_upto: int, also_keep: int) -> None:
-    """Nothing of the runtime leaks into the container: fds >= keep_upto close (also_keep is CLOEXEC)."""
+def close_fds(keep_upto: int, keep: set[int]) -> None:
+    """Nothing of the runtime leaks into the container: every fd >= keep_upto closes but those in keep
+    (our own, close-on-exec); fds 3..keep_upto-1 (--preserve-fds) become inheritable."""
     from pyoci import syscalls
 
-    if also_keep >= keep_upto:
-        if also_keep > keep_upto:
-            syscalls.close_range(keep_upto, also_keep - 1)
-        syscalls.close_range(also_keep + 1)
-    else:
-        syscalls.close_range(keep_upto)
+    start = keep_upto
+    for fd in sorted(f for f in keep if f >= keep_upto) + [0xFFFFFFFF + 1]:
+        if fd > start:
+            try:
+                syscalls.close_range(start, fd - 1)
+            except OSError:  # ENOSYS on old kernels
+                os.closerange(start, min(fd, os.sysconf("SC_OPEN_MAX")))
+        start = fd + 1
     for fd in range(3, keep_upto):
         try:
             os.set_inheritable(fd, True)
