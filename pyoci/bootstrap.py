@@ -214,10 +214,13 @@ def _setup(launch: Launch) -> None:
     spec, sock = launch.spec, launch.sync
     plan = launch.namespaces
     userns = plan.has("user")
-    rootfd = rootfs.prepare(spec)
-    devices.check_dev_in_root(rootfd)
-    rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths).mount_all()
-    devices.create_devices(spec, rootfd, userns)
+    own_mounts = plan.has("mount")  # without a mount namespace of its own, the container only gets a chroot
+    rootfd = -1
+    if own_mounts:
+        rootfd = rootfs.prepare(spec)
+        devices.check_dev_in_root(rootfd)
+        rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths).mount_all()
+        devices.create_devices(spec, rootfd, userns)
     send(sock, "hooks")
     state = recv(sock, "hooks-done")["state"]  # also: the runtime has put us in our cgroup
     if "cgroup" in plan.new:
@@ -233,12 +236,16 @@ def _setup(launch: Launch) -> None:
     proc = spec.process
     if not launch.no_new_keyring:
         _new_keyring(launch.extra.get("id", ""))
-    rootfs.mask_paths(rootfd, spec.linux.masked_paths, spec.linux.readonly_paths)
-    os.close(rootfd)
-    rootfs.pivot(spec.root_path, launch.no_pivot)
-    rootfs.apply_root_propagation(spec)
-    if spec.root_readonly:
-        rootfs.remount_root_readonly()
+    if own_mounts:
+        rootfs.mask_paths(rootfd, spec.linux.masked_paths, spec.linux.readonly_paths)
+        os.close(rootfd)
+        rootfs.pivot(spec.root_path, launch.no_pivot)
+        rootfs.apply_root_propagation(spec)
+        if spec.root_readonly:
+            rootfs.remount_root_readonly()
+    else:
+        os.chroot(spec.root_path)
+        os.chdir("/")
     from pyoci import syscalls
 
     if spec.hostname is not None and plan.has("uts"):

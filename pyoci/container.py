@@ -278,7 +278,16 @@ def _check_supported(spec: Any) -> None:
     if spec.process is None:
         raise ConfigError("process: required by create")
     if spec.linux.namespace("mount") is None:
-        raise ConfigError("linux.namespaces: a mount namespace is required (pyoci never mounts on the host)")
+        # the container shares the runtime's mount namespace (config-linux.md#namespaces) and gets a chroot;
+        # runc would make every mount below in the host's namespace and leave it there: refuse instead
+        needs = [name for name, wanted in (
+            ("mounts", spec.mounts), ("linux.maskedPaths", spec.linux.masked_paths),
+            ("linux.readonlyPaths", spec.linux.readonly_paths), ("root.readonly", spec.root_readonly),
+            ("linux.devices", spec.linux.devices), ("linux.rootfsPropagation", spec.linux.rootfs_propagation),
+            ("process.terminal", spec.process.terminal)) if wanted]
+        if needs:
+            raise ConfigError("linux.namespaces: %s need a mount namespace of the container's own (without one, "
+                              "pyoci would have to mount in the host's)" % ", ".join(needs))
     if spec.linux.seccomp is not None:
         from pyoci import seccomp
 

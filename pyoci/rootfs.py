@@ -190,7 +190,10 @@ class Mounter:
                 if m.type != "sysfs" or not self.userns:
                     raise
                 syscalls.mount("/sys", fdpath(fd), None, C.MS_BIND | C.MS_REC)
-            self._propagate(fd, prop)
+            if prop:  # the new mount sits on top of fd's directory: reopen to reach it
+                os.close(fd)
+                fd = open_in_root(self.rootfd, dest, nofollow=strict)
+                self._propagate(fd, prop)
         finally:
             os.close(fd)
 

@@ -201,3 +201,24 @@ def test_join_namespace_of_the_wrong_type_fails(rt: Runtime, bundle: Bundle) -> 
     bundle.set_namespace("network", "/proc/self/ns/uts")  # pyoci's own uts namespace, not a netns
     bundle.save()
     rt.refuse(bundle)
+
+
+def test_without_a_mount_namespace_the_container_shares_the_runtimes(rt: Runtime, bundle: Bundle) -> None:
+    """config-linux.md#namespaces: a namespace type not listed is inherited; the container gets a chroot."""
+    bundle.drop_namespace("mount")
+    bundle.config["mounts"] = []
+    bundle.linux.pop("maskedPaths", None)
+    bundle.linux.pop("readonlyPaths", None)
+    bundle.config["root"]["readonly"] = False
+    bundle.args("ls", "/")
+    r = rt.run(bundle)
+    assert r.returncode == 0, r.stderr
+    assert "bin" in r.stdout.split()
+
+
+def test_without_a_mount_namespace_mounts_are_refused(rt: Runtime, bundle: Bundle) -> None:
+    """runc would mount them in the host's mount namespace and leave them there."""
+    bundle.drop_namespace("mount")
+    bundle.save()
+    line = rt.refuse(bundle)
+    assert "mount namespace" in line and "mounts" in line

@@ -409,3 +409,13 @@ def test_sysctl_of_the_host_namespace_refused(rt: Runtime, bundle: Bundle) -> No
     rt.refuse(bundle)
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         assert f.read() == host
+
+
+@pytest.mark.parametrize("prop, field", [("shared", "shared:"), ("slave", None), ("private", None),
+                                         ("unbindable", "unbindable")])
+def test_propagation_option_on_a_tmpfs_mount(rt: Runtime, bundle: Bundle, prop: str, field: str | None) -> None:
+    """runtime-tools' mounts test: a propagation flag on a plain (non-bind) mount applies to that mount."""
+    bundle.add_mount("/mnt", "tmpfs", "tmpfs", [prop])
+    out = rt.sh(bundle, "grep ' /mnt ' /proc/self/mountinfo")
+    if field:
+        assert field in out, out
