@@ -28,10 +28,14 @@ def connect(path: str) -> socket.socket:
 
 def open_pty() -> tuple[int, int, str]:
     """Open /dev/ptmx (after pivot_root: the container's devpts), unlock, open the slave without following links."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ContainerError("process.terminal: cannot open /dev/ptmx: %s (mount devpts at /dev/pts)"
+                             % e.strerror) from None
     try:
         if syscalls.fstatfs_type(master) != DEVPTS_SUPER_MAGIC:
-            raise ContainerError("/dev/ptmx is not on a devpts filesystem")
+            raise ContainerError("process.terminal: /dev/ptmx is not on a devpts filesystem")
         fcntl.ioctl(master, C.TIOCSPTLCK, struct.pack("i", 0))
         n = struct.unpack("I", fcntl.ioctl(master, C.TIOCGPTN, b"\0\0\0\0"))[0]
         name = "/dev/pts/%d" % n

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bundle, Runtime, pid_alive, wait_for
+from conftest import Bundle, ConsoleSocket, Runtime, pid_alive, wait_for
 
 
 def snapshot(d: Path) -> dict[str, tuple[int, int]]:
@@ -256,3 +256,50 @@ def test_runtime_process_is_gone_after_create(rt: Runtime, bundle: Bundle) -> No
         procs = (Path("/sys/fs/cgroup/pids") / cid / "cgroup.procs").read_text().split()
         assert procs == [str(pid)]
         wait_for(lambda: True)
+
+
+def test_proc_self_exe_entrypoint_never_reaches_the_host_interpreter(rt: Runtime, bundle: Bundle) -> None:
+    """CVE-2019-5736: an entrypoint `#!/proc/self/exe` re-executes whatever /proc/self/exe is during the exec.
+    pyoci execs through a sealed memfd copy of its tiny helper, so it is never the host's Python, and the
+    helper it re-runs refuses to do anything (exit 127)."""
+    rootfs = bundle.private_rootfs()
+    (rootfs / "evil").write_text("#!/proc/self/exe\n")
+    (rootfs / "evil").chmod(0o755)
+    bundle.args("/evil")
+    r = rt.run(bundle)
+    assert r.returncode == 127, (r.returncode, r.stdout, r.stderr)
+    assert "Python" not in r.stdout + r.stderr
+    bundle.sh("readlink /proc/1/exe; echo; cat /proc/self/status | grep -i '^name'")
+    out = rt.run(bundle).stdout
+    assert "python" not in out.lower()
+
+
+def test_proc_self_exe_cannot_be_opened_for_writing(rt: Runtime, bundle: Bundle) -> None:
+    """And the busybox running as the container's process cannot write its own binary through
+    /proc/self/exe either (ETXTBSY): nothing of the runtime is reachable."""
+    out = rt.sh(bundle, "echo x 2>&1 >> /proc/self/exe; echo rc=$?")
+    assert "rc=0" not in out
+
+
+def test_sysctl_outside_the_containers_namespaces_refused(rt: Runtime, bundle: Bundle) -> None:
+    """kernel.core_pattern is not namespaced: setting it would change the host (CVE-2025-52881's target)."""
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    bundle.linux["sysctl"] = {"kernel.core_pattern": "|/tmp/pwn"}
+    bundle.save()
+    line = rt.refuse(bundle)
+    assert "kernel.core_pattern" in line
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before
+
+
+def test_ptmx_that_is_not_devpts_refused(rt: Runtime, bundle: Bundle, console: ConsoleSocket) -> None:
+    """CVE-2025-52565: with no devpts mounted, /dev/pts/ptmx in the rootfs is whatever the image put there;
+    the console must come from a real devpts or not at all."""
+    rootfs = bundle.private_rootfs()
+    (rootfs / "dev" / "pts").mkdir(parents=True, exist_ok=True)
+    (rootfs / "dev" / "pts" / "ptmx").symlink_to("/etc/passwd")
+    (rootfs / "dev" / "ptmx").symlink_to("pts/ptmx")
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if not m["destination"].startswith("/dev")]
+    bundle.process["terminal"] = True
+    bundle.save()
+    line = rt.refuse(bundle, "--console-socket", console.path)
+    assert "devpts" in line
