@@ -17,8 +17,6 @@ int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4
 int pyoci_pivot_root(const char *new_root, const char *put_old);
 int pyoci_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int pyoci_close_range(unsigned int first, unsigned int last, unsigned int flags);
-int pyoci_pidfd_open(int pid, unsigned int flags);
-int pyoci_pidfd_send_signal(int pidfd, int sig);
 long pyoci_fstatfs_type(int fd);
 long pyoci_join_session_keyring(const char *name);
 int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
@@ -119,9 +117,6 @@ static int pyoci_openat2(int dirfd, const char *path, uint64_t flags, uint64_t m
 static int pyoci_close_range(unsigned int first, unsigned int last, unsigned int flags)
 { return syscall(SYS_close_range, first, last, flags); }
 
-static int pyoci_pidfd_open(int pid, unsigned int flags)
-{ return syscall(SYS_pidfd_open, pid, flags); }
-
 static long pyoci_fstatfs_type(int fd)
 {
     struct statfs st;
@@ -143,8 +138,6 @@ static int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inherit
     return syscall(SYS_capset, &hdr, data);
 }
 
-static int pyoci_pidfd_send_signal(int pidfd, int sig)
-{ return syscall(SYS_pidfd_send_signal, pidfd, sig, 0, 0); }
 """
 
 ffibuilder = FFI()

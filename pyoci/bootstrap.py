@@ -7,11 +7,11 @@ Runtime and children talk over a SOCK_SEQPACKET pair with one JSON message per p
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 
+from pyoci import jsonio
 from pyoci.errors import ContainerError, PyociError
 from pyoci.record import Record
 
@@ -39,14 +39,14 @@ class Launch(Record):
 
 def send(sock: socket.socket, kind: str, **data: Any) -> None:
     data["type"] = kind
-    sock.send(json.dumps(data).encode())
+    sock.send(jsonio.dumps(data).encode())
 
 
 def recv(sock: socket.socket, expect: str | None = None) -> dict[str, Any]:
     raw = sock.recv(1 << 20)
     if not raw:
         raise ContainerError("the other side of the set-up channel went away")
-    msg: dict[str, Any] = json.loads(raw)
+    msg: dict[str, Any] = jsonio.loads(raw)
     if msg["type"] == "error":
         from pyoci import errors
 
@@ -69,7 +69,7 @@ def _fail(sock: socket.socket | int, e: BaseException) -> NoReturn:
         msg = {"message": "%s: %s" % (type(e).__name__, e)}
     msg["type"] = "error"
     try:
-        data = json.dumps(msg).encode()
+        data = jsonio.dumps(msg).encode()
         if isinstance(sock, int):
             os.write(sock, data)
         else:
@@ -361,7 +361,7 @@ def _wait_and_exec(launch: Launch) -> NoReturn:
     try:
         conn, _ = launch.exec_listener.accept()
         launch.exec_listener.close()
-        msg = json.loads(conn.recv(1 << 20) or b"{}")
+        msg = jsonio.loads(conn.recv(1 << 20) or b"{}")
         for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
                     signal.SIGUSR2, signal.SIGALRM):
             signal.signal(sig, signal.SIG_IGN)

@@ -206,9 +206,9 @@ def do_state(g: dict[str, Any], o: dict[str, Any]) -> int:
     from pyoci.container import Container
 
     state = Container.load(o["id"], g["root"]).state()
-    import json
+    from pyoci import jsonio
 
-    sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    sys.stdout.write(jsonio.dumps(state, indent=2) + "\n")
     return 0
 
 

@@ -134,9 +134,9 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         try:
             data = parent.recv(1 << 20)  # EOF: exec'd (the socket is close-on-exec)
             if data:
-                import json
+                from pyoci import jsonio
 
-                raise ContainerError("exec: %s" % json.loads(data).get("message", "failed"))
+                raise ContainerError("exec: %s" % jsonio.loads(data).get("message", "failed"))
             if pid_file:
                 _write_pid_file(pid_file, target)
             if detach:

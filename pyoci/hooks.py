@@ -1,7 +1,6 @@
 """Lifecycle hooks: the container state on stdin, args/env/timeout as configured (config.md#posix-platform-hooks)."""
 from __future__ import annotations
 
-import json
 import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +17,9 @@ def run(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
     """Run each hook in order; stop at the first failure of a fatal kind, warn and go on otherwise."""
     if not hooks:
         return
-    data = json.dumps(state).encode()
+    from pyoci import jsonio
+
+    data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         try:
             _run_one(hook, data)

@@ -25,9 +25,9 @@ def timestamp() -> str:
 
 def _line(level: str, msg: str) -> str:
     if _state["json"]:
-        import json
+        from pyoci import jsonio
 
-        return json.dumps({"level": level, "msg": msg, "time": timestamp()}) + "\n"
+        return jsonio.dumps({"level": level, "msg": msg, "time": timestamp()}) + "\n"
     return 'time="%s" level=%s msg="%s"\n' % (timestamp(), level, msg.replace('"', '\\"'))
 
 

@@ -106,34 +106,34 @@ class Store:
                 raw = f.read()
         except FileNotFoundError:
             raise NotFound("container %r does not exist" % cid) from None
-        import json  # only now: a missing container never pays for it
+        from pyoci import jsonio  # only now: a missing container never pays for it
 
         try:
-            return State(**json.loads(raw))
+            return State(**jsonio.loads(raw))
         except (ValueError, TypeError):
             raise NotFound("container %r has a corrupt state file" % cid) from None
 
     def save(self, st: State) -> None:
-        import json
+        from pyoci import jsonio
 
         path = os.path.join(self.dir(st.id), "state.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(st.as_dict(), f)
+            f.write(jsonio.dumps(st.as_dict()))
         os.replace(tmp, path)
 
     def save_config(self, cid: str, raw: dict[str, Any]) -> None:
-        import json
+        from pyoci import jsonio
 
         with open(os.path.join(self.dir(cid), "config.json"), "w") as f:
-            json.dump(raw, f)
+            f.write(jsonio.dumps(raw))
 
     def load_config(self, cid: str) -> dict[str, Any]:
-        import json
+        from pyoci import jsonio
 
         try:
             with open(os.path.join(self.dir(cid), "config.json"), "rb") as f:
-                return json.load(f)  # type: ignore[no-any-return]
+                return jsonio.loads(f.read())  # type: ignore[no-any-return]
         except (OSError, ValueError) as e:
             raise NotFound("container %r: its saved config is unreadable: %s" % (cid, e)) from None
 

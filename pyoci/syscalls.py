@@ -63,14 +63,6 @@ def close_range(first: int, last: int = 0xFFFFFFFF) -> None:
     _check(lib.pyoci_close_range(first, last, 0), "close_range")
 
 
-def pidfd_open(pid: int) -> int:
-    return _check(lib.pyoci_pidfd_open(pid, 0), "pidfd_open")
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(lib.pyoci_pidfd_send_signal(pidfd, sig), "pidfd_send_signal")
-
-
 def fstatfs_type(fd: int) -> int:
     """f_type of the filesystem holding fd (PROC_SUPER_MAGIC, DEVPTS_SUPER_MAGIC, ...)."""
     return _check(lib.pyoci_fstatfs_type(fd), "fstatfs")
