@@ -341,7 +341,7 @@ class _Builder:
         self.children.append(_warm_cgroup_attach(self.cgroup))
         st.cgroup_paths = {"paths": self.cgroup.paths, "created": self.cgroup.created}
         self.store.save(st)
-        import socket
+        import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
 
         from pyoci import bootstrap, console as consolemod, hooks, namespaces
         plan = namespaces.Plan(spec.linux)

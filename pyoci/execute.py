@@ -74,7 +74,7 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
 def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
             console_socket: str | None = None, preserve_fds: int = 0) -> int:
     """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached."""
-    import socket
+    import _socket as socket
 
     from pyoci import bootstrap, console as consolemod, namespaces, spec as specmod
     from pyoci.container import _write_pid_file

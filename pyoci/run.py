@@ -21,7 +21,7 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
     tty = bool(spec.process and spec.process.terminal) and console_socket is None and not detach
     ours = theirs = None
     if tty:
-        import socket
+        import _socket as socket
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -86,7 +86,7 @@ class _Forwarder:
     """Signals the runtime receives go to the container's init, as runc run does."""
 
     def __init__(self, pid: int) -> None:
-        import signal
+        import _signal as signal
 
         self.pid = pid
         self.on_winch: Any = None
@@ -113,7 +113,7 @@ class _Forwarder:
             self.on_winch()
 
     def restore(self) -> None:
-        import signal
+        import _signal as signal
 
         for sig, old in self.saved.items():
             try:

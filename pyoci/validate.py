@@ -32,10 +32,8 @@ Choices made where the spec leaves room (documented so callers can rely on them)
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
-import re
 import sys
 
 TYPE_CHECKING = False
@@ -213,8 +211,24 @@ _IO_CLASSES = ("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE")
 _SCHED_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE")
 _MPOL_MODES = ("MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
                "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL")
-_OCI_VERSION = re.compile(r"1\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SEMVER_EXTRA = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
+
+
+def _oci_version_ok(version: str) -> bool:
+    """1.MINOR.PATCH[-PRE][+BUILD] (semver; no regex: `re` costs every create ~2 ms of imports)."""
+    core, plus, build = version.partition("+")
+    core, dash, pre = core.partition("-")
+    for extra, present in ((build, plus), (pre, dash)):
+        if present and not (extra and _SEMVER_EXTRA.issuperset(extra)):
+            return False
+    parts = core.split(".")
+    return (len(parts) == 3 and parts[0] == "1"
+            and all(p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") for p in parts[1:]))
+
+
+def _is_ident(key: str) -> bool:
+    """[A-Za-z_][A-Za-z0-9_]*"""
+    return key.isascii() and key.isidentifier()
 
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
@@ -250,6 +264,8 @@ def _show(value: object, limit: int = 60) -> str:
     """A short JSON-ish rendering of a value for a message; safe for huge ints and odd objects."""
     if _is_int(value) and abs(value) >= _HUGE:  # type: ignore[arg-type]
         return ("-" if value < 0 else "") + "an integer of more than 40 digits"  # type: ignore[operator]
+    import json  # messages only: a valid config never gets here
+
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
@@ -271,13 +287,15 @@ def join_path(base: str, key: str | int) -> str:
     if isinstance(key, int) and not isinstance(key, bool):
         return f"{base}[{key}]"
     key = str(key)
-    if _IDENT.fullmatch(key):
+    if _is_ident(key):
         return f"{base}.{key}" if base else key
     return f"{base}[{_show(key, 200)}]"
 
 
 def _path_sort_key(path: str) -> tuple:
     """Sort 'a[10]' after 'a[2]'."""
+    import re  # only when there are problems to sort
+
     parts: list[tuple[int, Any]] = []
     for m in re.finditer(r"\[(\d+)\]|\[(\"(?:[^\"\\]|\\.)*\")\]|([^.\[\]]+)", path):
         if m.group(1) is not None:
@@ -425,7 +443,7 @@ class _Checker:
 
     def oci_version(self, config: dict) -> None:
         version = self.get(config, "ociVersion", "", "string", required=True)
-        if version is not _ABSENT and not _OCI_VERSION.fullmatch(version):
+        if version is not _ABSENT and not _oci_version_ok(version):
             self.err("ociVersion", f"must be a 1.x SemVer version such as \"1.0.2\", got {_show(version)} (pyoci implements runtime-spec 1.x)")
 
     def root(self, config: dict) -> None:
@@ -803,6 +821,8 @@ def _validator(schema: str) -> Any:
         return _validators[schema]
     if schema not in _SCHEMA_FILES:
         raise ValueError(f"unknown schema {schema!r}; expected one of {', '.join(_SCHEMA_FILES)}")
+    import json
+
     import jsonschema
 
     documents = {f.name: json.loads(f.read_text(encoding="utf-8")) for f in sorted(schemas_dir().glob("*.json"))}
@@ -928,6 +948,14 @@ def load_json(path: str | os.PathLike) -> tuple[object, list[Problem]]:
         return None, [Problem("", f"{shown} is not UTF-8 (byte {exc.start}): JSON must be UTF-8")]
     if text.startswith("\ufeff"):
         text = text[1:]
+    from pyoci import jsonio
+
+    try:
+        return jsonio.loads(text), []  # without the json package (and the re/enum imports it brings)
+    except (ValueError, RecursionError):
+        pass
+    import json  # a broken file: the json package says where
+
     try:
         return json.loads(text, parse_constant=_reject_constant), []
     except json.JSONDecodeError as exc:
@@ -962,6 +990,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], Any] | None = None)
     args = parser.parse_args(argv)
     write = out or (lambda s: print(s, file=sys.stderr))
     if args.state:
+        import json
+
         if args.state == "-":
             try:
                 doc, problems = json.loads(sys.stdin.read()), []
