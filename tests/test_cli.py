@@ -6,8 +6,10 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -388,3 +390,23 @@ def test_session_keyring(rt: Runtime, bundle: Bundle, flag: bool) -> None:
         assert "_ses.%s" % cid not in names
     else:
         assert "_ses.%s" % cid in names, r.stdout
+
+
+def _imported(rt: Runtime, *args: str, **kw: Any) -> set[str]:
+    """Modules a CLI invocation imports (python -X importtime), whatever its outcome."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "pyoci", "--root", str(rt.root), *args],
+                       capture_output=True, text=True, timeout=60, **kw)
+    return {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_hot_path_imports_stay_cheap(rt: Runtime, bundle: Bundle) -> None:
+    """Every container pays the runtime's start-up: the lifecycle commands must not import click, jsonschema,
+    or the json/re/enum/socket/signal packages (their C modules are used instead). A speed target is a
+    benchmark's job (bench/); this only guards against a heavy import creeping back."""
+    heavy = {"click", "jsonschema", "referencing", "json", "re", "enum", "socket", "signal", "dataclasses",
+             "typing", "subprocess"}
+    assert not heavy & _imported(rt, "state", "no-such-container")
+    bundle.args("true")
+    bundle.save()
+    cid = rt.new_id()
+    assert not heavy & _imported(rt, "run", "-b", str(bundle.path), cid)
