@@ -88,6 +88,8 @@ def stage1(launch: Launch) -> NoReturn:
         for fd in launch.extra.get("close", ()):  # the store's flock must not outlive the runtime
             os.close(fd)
         prctl.set_pdeathsig(signal.SIGKILL)
+        # a host interpreter inside the container's namespaces: no ptrace, no /proc/PID/exe (CVE-2019-5736)
+        prctl.set_dumpable(False)
         recv(sock, "go")
         plan = launch.namespaces
         plan.join_user()
@@ -100,8 +102,11 @@ def stage1(launch: Launch) -> NoReturn:
             recv(sock, "mapped")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-            prctl.set_dumpable(True)  # the uid change cleared it; /proc/self/* must stay ours to write
+            # /proc/self/* must stay ours to write (time offsets here, oom_score_adj in the init, which turns
+            # dumpable off again at once); nothing of the container runs yet
+            prctl.set_dumpable(True)
         plan.join_others()
+        plan.close()  # joined: the fds must not reach the container (--preserve-fds marks 3.. inheritable)
         flags = plan.unshare_flags()
         if flags:
             from pyoci import syscalls
@@ -120,6 +125,10 @@ def stage1(launch: Launch) -> NoReturn:
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything must reach the runtime as one line
         _fail(sock, e)
+
+
+# what a created container's init catches (and exits on): pid 1 ignores signals it has no handler for
+_CATCH = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
@@ -157,6 +166,8 @@ def preload(spec: Spec) -> None:
     import prctl  # noqa: F401
 
     from pyoci import console, devices, hooks, namespaces, process, rootfs, syscalls  # noqa: F401
+
+    process.last_cap()  # read from the host's /proc, now
 
     if spec.hooks["createContainer"] or spec.hooks["startContainer"]:
         import subprocess  # noqa: F401
@@ -214,7 +225,7 @@ def _setup(launch: Launch) -> None:
     spec, sock = launch.spec, launch.sync
     plan = launch.namespaces
     userns = plan.has("user")
-    own_mounts = plan.has("mount")  # without a mount namespace of its own, the container only gets a chroot
+    own_mounts = "mount" in plan.new  # without a mount namespace of its own, the container only gets a chroot
     rootfd = -1
     if own_mounts:
         rootfd = rootfs.prepare(spec)
@@ -255,8 +266,7 @@ def _setup(launch: Launch) -> None:
     if proc is None:
         raise ContainerError("process: required to create a container")
     _prepare_process(launch, proc)
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
-                signal.SIGALRM):
+    for sig in _CATCH:
         signal.signal(sig, _exit_on_signal)  # pid 1 ignores unhandled signals: let kill work while created
     send(sock, "ready")
     sock.close()
@@ -323,9 +333,11 @@ def _chdir(cwd: str) -> None:
             raise ContainerError("process.cwd %s: %s" % (cwd, e.strerror)) from None
     except OSError as e:
         raise ContainerError("process.cwd %s: %s" % (cwd, e.strerror)) from None
-    from pyoci.rootfs import inside
-
-    if os.getcwd() != inside(cwd):  # cwd must be inside the container (CVE-2024-21626)
+    try:  # cwd must be inside the container (CVE-2024-21626): the kernel says "(unreachable)" otherwise
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
         raise ContainerError("process.cwd %s: resolved outside the container" % cwd)
 
 
@@ -363,8 +375,7 @@ def _wait_and_exec(launch: Launch) -> NoReturn:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fd)
         launch.exec_listener.close()
         msg = jsonio.loads(conn.recv(1 << 20) or b"{}")
-        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
-                    signal.SIGUSR2, signal.SIGALRM):
+        for sig in _CATCH:
             signal.signal(sig, signal.SIG_IGN)
         from pyoci import hooks
 
@@ -393,7 +404,7 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
     fd = _above(conn.detach(), first_free)
     try:
         dmz = _above(_sealed_dmz(launch.extra["dmz"]), first_free)
-        process.close_fds(first_free, {fd, dmz})
+        process.close_fds({fd, dmz}, launch.extra.get("preserved", []))
         # seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so before the capabilities go (runc's
         # order); with it, as late as possible. Either way after the fds are closed and the memfd is made.
         seccomp = launch.spec.linux.seccomp
@@ -426,6 +437,9 @@ def exec_child(launch: Launch) -> NoReturn:
     """`pyoci exec`: already inside the container's namespaces and cgroup; set up the process and exec."""
     sock = launch.sync
     try:
+        import prctl
+
+        prctl.set_dumpable(False)  # the container's processes must not reach this host interpreter
         proc = launch.spec.process
         assert proc is not None
         _prepare_process(launch, proc)

@@ -108,7 +108,8 @@ class Container:
     def create(cls, cid: str, bundle: str, root: str = DEFAULT_ROOT, *, pid_file: str | None = None,
                console_socket: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
                no_new_keyring: bool = False, systemd_cgroup: bool = False,
-               _console: socket.socket | None = None, _spec: Any = None, _subreaper: bool = False) -> Container:
+               _console: socket.socket | None = None, _spec: Any = None, _subreaper: bool = False,
+               _preserved: list[int] | None = None) -> Container:
         """Build the container and leave its init waiting for start; nothing remains if this fails."""
         from pyoci import spec as specmod
         from pyoci.state import check_id
@@ -116,6 +117,9 @@ class Container:
         check_id(cid)
         if preserve_fds < 0:
             raise UsageError("--preserve-fds must not be negative")
+        from pyoci.process import open_fds
+
+        preserved = open_fds(3, preserve_fds) if _preserved is None else _preserved  # before we open anything
         spec = _spec or specmod.load(bundle)
         _check_supported(spec)
         proc = spec.process
@@ -137,7 +141,7 @@ class Container:
             store.save_config(cid, spec.raw)  # `exec` builds its process from this copy
             lock = store.lock(cid)
             builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock,
-                          _subreaper)
+                          _subreaper, preserved)
             if pid_file:
                 _write_pid_file(pid_file, st.pid)
         except BaseException as e:
@@ -277,7 +281,11 @@ def _check_supported(spec: Any) -> None:
 
     if spec.process is None:
         raise ConfigError("process: required by create")
-    if spec.linux.namespace("mount") is None:
+    mount_ns = spec.linux.namespace("mount")
+    if mount_ns is not None and mount_ns.path:
+        raise ConfigError("linux.namespaces: joining a mount namespace by path is not supported: the rootfs set-up "
+                          "would move every process in it")
+    if mount_ns is None:
         # the container shares the runtime's mount namespace (config-linux.md#namespaces) and gets a chroot;
         # runc would make every mount below in the host's namespace and leave it there: refuse instead
         needs = [name for name, wanted in (
@@ -288,6 +296,11 @@ def _check_supported(spec: Any) -> None:
         if needs:
             raise ConfigError("linux.namespaces: %s need a mount namespace of the container's own (without one, "
                               "pyoci would have to mount in the host's)" % ", ".join(needs))
+        caps = spec.process.capabilities
+        risky = [c for c in ("CAP_SYS_CHROOT", "CAP_SYS_ADMIN") if caps is not None and c in caps.bounding]
+        if risky:
+            raise ConfigError("linux.namespaces: without a mount namespace the container only gets a chroot, which "
+                              "%s can escape: drop it from process.capabilities.bounding" % " and ".join(risky))
     if spec.linux.seccomp is not None:
         from pyoci import seccomp
 
@@ -331,7 +344,8 @@ class _Builder:
         self.children: list[int] = []
 
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
-              no_new_keyring: bool, systemd: bool, lock: int | None, subreaper: bool = False) -> None:
+              no_new_keyring: bool, systemd: bool, lock: int | None, subreaper: bool = False,
+              preserved: list[int] | None = None) -> None:
         from pyoci.cgroups import Cgroup
 
         spec, st = self.spec, self.st
@@ -358,7 +372,7 @@ class _Builder:
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                                       extra={"close": [lock] if lock is not None else [], "id": st.id,
-                                             "dmz": bootstrap.load_dmz()})
+                                             "dmz": bootstrap.load_dmz(), "preserved": preserved or []})
             if subreaper:
                 import prctl
 

@@ -81,6 +81,9 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     from pyoci.errors import ContainerError
     from pyoci.run import _Forwarder, _TtyProxy, wait_for
 
+    from pyoci.process import open_fds
+
+    preserved = open_fds(3, preserve_fds)  # before we open anything ourselves
     st = container.refresh()
     if st.status not in ("created", "running"):
         raise InvalidState("container %r is %s: cannot exec in it" % (container.id, st.status))
@@ -115,7 +118,7 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     launch = bootstrap.Launch(spec=base, sync=child, exec_listener=None, namespaces=plan,
                               cgroup_paths={}, console=console, preserve_fds=preserve_fds,
-                              extra={"exec": True, "dmz": bootstrap.load_dmz()})
+                              extra={"exec": True, "dmz": bootstrap.load_dmz(), "preserved": preserved})
     pid = os.fork()
     if pid == 0:
         parent.close()

@@ -26,10 +26,12 @@ class Plan:
     def __init__(self, linux: Linux) -> None:
         self.new: list[str] = []
         self.join: list[tuple[str, int]] = []  # (type, fd) opened in the runtime, before any fork
+        self.joined: list[str] = []
         try:
             for ns in sorted(linux.namespaces, key=lambda n: JOIN_ORDER.index(n.type)):
                 if ns.path:
                     self.join.append((ns.type, self._open(ns)))
+                    self.joined.append(ns.type)
                 else:
                     self.new.append(ns.type)
         except BaseException:
@@ -44,7 +46,7 @@ class Plan:
             raise ConfigError("linux.namespaces: cannot open %s namespace %s: %s" % (ns.type, ns.path, e.strerror)) from None
 
     def has(self, kind: str) -> bool:
-        return kind in self.new or any(k == kind for k, _ in self.join)
+        return kind in self.new or kind in self.joined
 
     def close(self) -> None:
         for _, fd in self.join:
@@ -93,7 +95,6 @@ def write_time_offsets(offsets: dict[str, tuple[int, int]]) -> None:
     """Must happen after unshare(CLONE_NEWTIME) and before the first process enters the namespace."""
     if not offsets:
         return
-    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
-    data = "".join("%s %d %d\n" % (clocks.get(k, k), s, ns) for k, (s, ns) in offsets.items())
+    data = "".join("%s %d %d\n" % (clock, s, ns) for clock, (s, ns) in offsets.items())
     with open("/proc/self/timens_offsets", "w") as f:
         f.write(data)

@@ -57,12 +57,20 @@ CAPABILITIES = (
 )
 
 
+_last_cap: list[int] = []
+
+
 def last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAPABILITIES) - 1
+    """The kernel's highest capability, read once in the runtime (bootstrap.preload calls this before any
+    fork): after pivot_root, /proc/sys/kernel/cap_last_cap would be whatever the container put there."""
+    if not _last_cap:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                value = int(f.read())
+        except (OSError, ValueError):
+            value = len(CAPABILITIES) - 1
+        _last_cap.append(value)
+    return _last_cap[0]
 
 
 def _mask(names: list[str]) -> int:
@@ -80,22 +88,16 @@ def _mask(names: list[str]) -> int:
 
 
 def drop_bounding(caps: Capabilities | None) -> None:
-    """Before the uid change: dropping the bounding set needs CAP_SETPCAP."""
-    if caps is None:
-        return
-    import prctl
-
-    keep = _mask(caps.bounding)
-    for cap in range(last_cap() + 1):
-        if not keep & (1 << cap):
-            prctl.capbset_drop(cap) if cap <= prctl.CAP_LAST_CAP else _raw_bset_drop(cap)
-
-
-def _raw_bset_drop(cap: int) -> None:
+    """Before the uid change: dropping the bounding set needs CAP_SETPCAP. No capabilities object means
+    none at all, in every set (runc's rule): a full bounding set would give root everything back at exec.
+    Through the cffi prctl: python-prctl does not know the capabilities after CAP_BPF."""
     from pyoci import syscalls
     from pyoci.syscalls import C
 
-    syscalls.prctl(C.PR_CAPBSET_DROP, cap)
+    keep = _mask(caps.bounding if caps is not None else [])
+    for cap in range(last_cap() + 1):
+        if not keep & (1 << cap):
+            syscalls.prctl(C.PR_CAPBSET_DROP, cap)
 
 
 def set_user(proc: Process) -> None:
@@ -138,9 +140,7 @@ def set_capabilities(caps: Capabilities | None) -> None:
             try:
                 syscalls.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, cap)
             except OSError:
-                from pyoci import log
-
-                log.debug("ambient %s not raised: it must be permitted and inheritable" % CAPABILITIES[cap])
+                pass  # like runc: an ambient capability must also be permitted and inheritable
 
 
 def no_new_privileges(proc: Process) -> None:
@@ -150,24 +150,34 @@ def no_new_privileges(proc: Process) -> None:
         prctl.set_no_new_privs(True)
 
 
-def close_fds(keep_upto: int, keep: set[int]) -> None:
-    """Nothing of the runtime leaks into the container: every fd >= keep_upto closes but those in keep
-    (our own, close-on-exec); fds 3..keep_upto-1 (--preserve-fds) become inheritable."""
+def open_fds(first: int, count: int) -> list[int]:
+    """Which of first..first+count-1 are open: what a caller really passes with --preserve-fds. Called by
+    the runtime before it opens anything of its own, so that none of its fds is ever handed over."""
+    out = []
+    for fd in range(first, first + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        out.append(fd)
+    return out
+
+
+def close_fds(keep: set[int], inherit: list[int]) -> None:
+    """Nothing of the runtime leaks into the container: every fd from 3 on closes but those in keep (our
+    own, close-on-exec) and inherit (--preserve-fds, made inheritable)."""
     from pyoci import syscalls
 
-    start = keep_upto
-    for fd in sorted(f for f in keep if f >= keep_upto) + [0xFFFFFFFF + 1]:
+    start = 3
+    for fd in sorted(set(keep) | set(inherit)) + [0xFFFFFFFF + 1]:
         if fd > start:
             try:
                 syscalls.close_range(start, fd - 1)
             except OSError:  # ENOSYS on old kernels
                 os.closerange(start, min(fd, os.sysconf("SC_OPEN_MAX")))
-        start = fd + 1
-    for fd in range(3, keep_upto):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
+        start = max(start, fd + 1)
+    for fd in inherit:
+        os.set_inheritable(fd, True)
 
 
 def reset_signals() -> None:
