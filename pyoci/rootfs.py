@@ -154,6 +154,15 @@ def _check_proc_target(m: Mount, dest: str) -> None:
         raise ConfigError("mounts: %s: mounting over procfs is not allowed" % dest)
 
 
+def _not_over_procfs(fd: int, dest: str) -> int:
+    """The destination as resolved (a symlink in the image may lead into the procfs mounted just before):
+    only /proc itself and the files tools like lxcfs legitimately replace may be on procfs."""
+    if dest != "/proc" and dest not in ALLOWED_PROC_BINDS and syscalls.fstatfs_type(fd) == PROC_SUPER_MAGIC:
+        os.close(fd)
+        raise ConfigError("mounts: %s resolves into procfs: mounting over procfs is not allowed" % dest)
+    return fd
+
+
 class Mounter:
     """Performs the spec's mounts inside one rootfs, from the init process (in its own mount namespace)."""
 
@@ -182,7 +191,7 @@ class Mounter:
             self._cgroup(dest, flags, data)
             return
         strict = m.type in ("proc", "sysfs")  # only on real directories: CVE-2019-16884 and friends
-        fd = mkdir_all(self.rootfd, dest, nofollow=strict)
+        fd = _not_over_procfs(mkdir_all(self.rootfd, dest, nofollow=strict), dest)
         try:
             try:
                 syscalls.mount(m.source or m.type, fdpath(fd), m.type, flags, data or None)
@@ -205,7 +214,7 @@ class Mounter:
             raise ContainerError("mounts: bind source %s: %s" % (source, e.strerror)) from None
         try:
             is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
-            fd = mkdir_all(self.rootfd, dest) if is_dir else ensure_file(self.rootfd, dest)
+            fd = _not_over_procfs(mkdir_all(self.rootfd, dest) if is_dir else ensure_file(self.rootfd, dest), dest)
             try:
                 syscalls.mount(fdpath(src), fdpath(fd), None, flags & (C.MS_BIND | C.MS_REC))
                 # the freshly made bind mount sits on top of the path: reopen to reach it
@@ -228,13 +237,15 @@ class Mounter:
         """A tmpfs with the container's own cgroup of each hierarchy bound below it (read-only when asked)."""
         from pyoci.cgroups import hierarchies
 
-        fd = mkdir_all(self.rootfd, dest)
+        fd = _not_over_procfs(mkdir_all(self.rootfd, dest), dest)
         try:
             hs = hierarchies()
             if len(hs) == 1 and hs[0].version == 2:  # unified host: the container's cgroup is the whole mount
                 self._bind_cgroup(self.cgroup_paths.get("", hs[0].mountpoint), dest, flags)
                 return
             syscalls.mount("tmpfs", fdpath(fd), "tmpfs", flags & ~C.MS_RDONLY, "mode=755")
+            os.close(fd)
+            fd = open_in_root(self.rootfd, dest)  # the tmpfs now on top: the links go in it
             for h in hs:
                 name = os.path.basename(h.mountpoint)
                 sub = dest + "/" + name
@@ -247,8 +258,6 @@ class Mounter:
                         except FileExistsError:
                             pass
             if flags & C.MS_RDONLY:
-                os.close(fd)
-                fd = open_in_root(self.rootfd, dest)
                 syscalls.mount(None, fdpath(fd), None, C.MS_REMOUNT | flags)
         finally:
             os.close(fd)
@@ -266,7 +275,7 @@ class Mounter:
 
 def _locked(fd: int) -> int:
     """Flags the kernel locks on a bind mount made inside a user namespace: keep them on remount."""
-    st = os.statvfs(fdpath(fd))
+    st = os.fstatvfs(fd)
     out = 0
     for bit, flag in ((os.ST_NOSUID, C.MS_NOSUID), (os.ST_NODEV, C.MS_NODEV), (os.ST_NOEXEC, C.MS_NOEXEC),
                       (os.ST_RDONLY, 0)):

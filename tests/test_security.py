@@ -303,3 +303,44 @@ def test_ptmx_that_is_not_devpts_refused(rt: Runtime, bundle: Bundle, console: C
     bundle.save()
     line = rt.refuse(bundle, "--console-socket", console.path)
     assert "devpts" in line
+
+
+def test_symlink_into_procfs_as_mount_destination_refused(rt: Runtime, bundle: Bundle, hostdir: Path) -> None:
+    """An image link /data -> /proc/sys/kernel turns a bind onto /data into a fake procfs file tree (the
+    CVE-2019-16884 class): the check is made on the resolved destination, not on its spelling."""
+    rootfs = bundle.private_rootfs()
+    (rootfs / "kdata").symlink_to("/proc/sys/kernel")
+    bundle.bind(hostdir, "/kdata")
+    bundle.save()
+    line = rt.refuse(bundle)
+    assert "procfs" in line
+
+
+def test_no_capabilities_object_means_no_capabilities(rt: Runtime, bundle: Bundle) -> None:
+    """Without process.capabilities, runc gives root nothing: every set, the bounding set included (with a
+    full bounding set, exec would hand root every capability back)."""
+    del bundle.process["capabilities"]
+    bundle.process["noNewPrivileges"] = False
+    out = rt.sh(bundle, "grep ^Cap /proc/self/status")
+    caps = dict(line.split(":\t") for line in out.splitlines())
+    assert all(int(v, 16) == 0 for v in caps.values()), caps
+
+
+def test_cap_last_cap_from_the_image_is_not_trusted(rt: Runtime, bundle: Bundle) -> None:
+    """With procfs mounted elsewhere, the container's /proc/sys/kernel/cap_last_cap is an image file saying -1:
+    pyoci reads the host's before it enters the container, so the bounding set is still cut to the config's."""
+    rootfs = bundle.private_rootfs()
+    (rootfs / "proc" / "sys" / "kernel").mkdir(parents=True)
+    (rootfs / "proc" / "sys" / "kernel" / "cap_last_cap").write_text("-1\n")
+    for m in bundle.config["mounts"]:
+        if m["destination"] == "/proc":
+            m["destination"] = "/kproc"
+    bundle.linux.pop("maskedPaths", None)
+    bundle.linux.pop("readonlyPaths", None)
+    bundle.process["noNewPrivileges"] = False
+    out = rt.sh(bundle, "cat /proc/sys/kernel/cap_last_cap; grep -E '^Cap(Bnd|Eff|Prm)' /kproc/self/status")
+    lines = out.split("\n")
+    assert lines[0] == "-1"
+    caps = dict(line.split(":\t") for line in lines[1:] if line)
+    expected = (1 << 5) | (1 << 10) | (1 << 29)  # KILL, NET_BIND_SERVICE, AUDIT_WRITE
+    assert all(int(v, 16) == expected for v in caps.values()), caps
