@@ -129,9 +129,8 @@ class Container:
         if not proc.terminal and console_socket is not None:
             raise UsageError("--console-socket given but process.terminal is false")
         store = Store(root)
-        state_dir = store.create(cid)
+        state_dir, lock = store.create(cid)
         log.debug("creating container %s from bundle %s" % (cid, spec.bundle))
-        lock = None
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
                    created=log.timestamp(),
                    hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")})
@@ -139,7 +138,6 @@ class Container:
         try:
             store.save(st)
             store.save_config(cid, spec.raw)  # `exec` builds its process from this copy
-            lock = store.lock(cid)
             builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock,
                           _subreaper, preserved)
             if pid_file:
@@ -153,8 +151,7 @@ class Container:
                 raise ContainerError("create %s: %s" % (cid, e)) from None
             raise
         finally:
-            if lock is not None:
-                os.close(lock)
+            os.close(lock)
         return cls(store, st)
 
     # --- start ---------------------------------------------------------------------------------------
@@ -344,7 +341,7 @@ class _Builder:
         self.children: list[int] = []
 
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
-              no_new_keyring: bool, systemd: bool, lock: int | None, subreaper: bool = False,
+              no_new_keyring: bool, systemd: bool, lock: int, subreaper: bool = False,
               preserved: list[int] | None = None) -> None:
         from pyoci.cgroups import Cgroup
 
@@ -371,7 +368,7 @@ class _Builder:
             launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                                      extra={"close": [lock] if lock is not None else [], "id": st.id,
+                                      extra={"close": [lock], "id": st.id,
                                              "dmz": bootstrap.load_dmz(), "preserved": preserved or []})
             if subreaper:
                 import prctl

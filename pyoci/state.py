@@ -77,15 +77,25 @@ class Store:
         check_id(cid)
         return os.path.join(self.root, cid)
 
-    def create(self, cid: str) -> str:
-        """Claim the id atomically: mkdir either succeeds for exactly one caller or fails."""
+    def create(self, cid: str) -> tuple[str, int]:
+        """Claim the id atomically (mkdir succeeds for exactly one caller) and lock it at once, before its
+        state.json exists: a concurrent delete waits instead of removing a container being created.
+        Returns the directory and the lock fd. Only root may look inside: config.json holds secrets."""
+        from pyoci.errors import PyociError
+
         path = self.dir(cid)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
-            os.mkdir(path, 0o711)
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            os.mkdir(path, 0o700)
         except FileExistsError:
+            if not os.path.isdir(self.root):
+                raise PyociError("--root %s: not a directory" % self.root) from None
             raise AlreadyExists("container %r already exists" % cid) from None
-        return path
+        except OSError as e:
+            raise PyociError("--root %s: %s" % (self.root, e.strerror)) from None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return path, fd
 
     def lock(self, cid: str, shared: bool = False) -> int:
         """flock the container's directory; commands on one id serialize. Returns the fd to close."""
@@ -116,17 +126,12 @@ class Store:
     def save(self, st: State) -> None:
         from pyoci import jsonio
 
-        path = os.path.join(self.dir(st.id), "state.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(jsonio.dumps(st.as_dict()))
-        os.replace(tmp, path)
+        _write_private(os.path.join(self.dir(st.id), "state.json"), jsonio.dumps(st.as_dict()))
 
     def save_config(self, cid: str, raw: dict[str, Any]) -> None:
         from pyoci import jsonio
 
-        with open(os.path.join(self.dir(cid), "config.json"), "w") as f:
-            f.write(jsonio.dumps(raw))
+        _write_private(os.path.join(self.dir(cid), "config.json"), jsonio.dumps(raw))
 
     def load_config(self, cid: str) -> dict[str, Any]:
         from pyoci import jsonio
@@ -163,6 +168,20 @@ class Store:
         for name in names:
             if valid_id(name) and os.path.isfile(os.path.join(self.root, name, "state.json")):
                 yield name
+
+
+def _write_private(path: str, data: str) -> None:
+    """Atomically (rename), readable by root only, whatever the caller's umask."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data.encode())
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def refresh(st: State, state_dir: str) -> State:
