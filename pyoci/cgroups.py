@@ -90,7 +90,13 @@ class Cgroup:
             base = own.get(h.name, "/") if own else "/"
             paths[h.name] = os.path.normpath(os.path.join(h.mountpoint, base.lstrip("/"), rel.lstrip("/")))
             roots[h.name] = h.mountpoint
-        return cls(paths, roots=roots)
+            if paths[h.name] == os.path.normpath(h.mountpoint):
+                raise ContainerError("linux.cgroupsPath %r: that is the root cgroup of %s, which holds the host's "
+                                     "processes" % (cgroups_path, h.mountpoint))
+        cg = cls(paths, roots=roots)
+        if cg.pids():  # delete and kill --all act on everything in the cgroup: it must be the container's alone
+            raise ContainerError("linux.cgroupsPath %r: the cgroup already has processes in it" % cgroups_path)
+        return cg
 
     def create(self) -> None:
         """mkdir -p on every hierarchy; v1 cpuset levels inherit cpus/mems so tasks can join."""

@@ -133,7 +133,8 @@ class Container:
         log.debug("creating container %s from bundle %s" % (cid, spec.bundle))
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
                    created=log.timestamp(),
-                   hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")})
+                   hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")},
+                   own_pid_ns=bool(spec.linux.namespace("pid")) and not spec.linux.namespace("pid").path)
         builder = _Builder(store, st, spec, state_dir)
         try:
             store.save(st)
@@ -239,24 +240,28 @@ class Container:
             os.close(lock)
 
     def _kill_everything(self, st: State) -> None:
+        """SIGKILL the init and wait for it; without a pid namespace of its own, every process in the
+        container's cgroup too (they could outlive the init), as runc does."""
         cg = self._cgroup()
-        if st.status == "stopped" and not cg.pids():
-            return
-        cg.signal_all(SIGKILL)
-        if st.pid and st.status != "stopped":
-            try:
-                _signal_pid(st.pid, st.pid_start, SIGKILL)
-            except PyociError:
-                pass
+        whole = not st.own_pid_ns
+
+        def alive() -> bool:
+            init = bool(st.pid) and proc_start_time(st.pid) == st.pid_start
+            return init or (whole and any(proc_start_time(p) is not None for p in cg.pids()))
+
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            alive = (st.pid and proc_start_time(st.pid) == st.pid_start) or any(
-                proc_start_time(p) is not None for p in cg.pids())
-            if not alive:
+        while alive():
+            if time.monotonic() > deadline:
+                log.warning("container %s: processes still alive after SIGKILL" % self.id)
                 return
-            cg.signal_all(SIGKILL)
+            if whole:
+                cg.signal_all(SIGKILL)
+            if st.pid:
+                try:
+                    _signal_pid(st.pid, st.pid_start, SIGKILL)
+                except PyociError:
+                    pass
             time.sleep(0.005)
-        log.warning("container %s: processes still alive after SIGKILL" % self.id)
 
     def _cgroup(self) -> Any:
         from pyoci.cgroups import Cgroup

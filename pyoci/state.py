@@ -32,6 +32,7 @@ class State(Record):
     cgroup_paths: dict[str, str] = {}
     hooks: dict[str, Any] = {}  # poststart/poststop hooks, kept for later commands
     owner: str = "root"
+    own_pid_ns: bool = True  # with one, the kernel ends every process of the container with its init
 
     def oci(self) -> dict[str, Any]:
         """The state object the spec defines (runtime.md#state)."""
