@@ -425,7 +425,8 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
             from pyoci.seccomp import load_filter
 
             load_filter(seccomp)
-        _exec_dmz(dmz, ["pyoci-dmz", launch.extra["exe"]] + list(proc.args), env)
+        os.set_inheritable(fd, True)  # pyoci-dmz reports a failed exec on it, then marks it close-on-exec
+        _exec_dmz(dmz, ["pyoci-dmz", str(fd), launch.extra["exe"]] + list(proc.args), env)
     except OSError as e:
         _fail(fd, ContainerError("exec %s: %s" % (proc.args[0], e.strerror or e)))
     except BaseException as e:  # noqa: BLE001 - the runtime must hear about it, the fd is all we have

@@ -345,3 +345,16 @@ def test_long_container_id(rt: Runtime, bundle: Bundle) -> None:
         rt.ok("start", cid)
         assert rt.status(cid) == "running"
         assert rt.ok("list", "-q").stdout.split() == [cid]
+
+
+def test_start_reports_a_failed_exec(rt: Runtime, bundle: Bundle) -> None:
+    """args[0] exists and is executable but the kernel cannot run it: `start` says so (runc's start succeeds
+    and the container silently stops)."""
+    rootfs = bundle.private_rootfs()
+    (rootfs / "bad").write_bytes(b"\x00\x01 not a program")
+    (rootfs / "bad").chmod(0o755)
+    bundle.args("/bad")
+    with rt.container(bundle, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, capture_output=False) as cid:
+        line = rt.fail("start", cid)
+        assert "exec /bad: exec format error" in line
+        rt.wait_status(cid, "stopped")
