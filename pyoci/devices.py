@@ -65,9 +65,13 @@ def _make(rootfd: int, d: Device, userns: bool) -> None:
     try:
         name = os.path.basename(path)
         try:
-            os.unlink(name, dir_fd=parent)
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
             pass
+        else:
+            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):  # the image's data: never overwritten
+                raise ConfigError("linux.devices: %s already exists in the rootfs and is not a device" % d.path)
+            os.unlink(name, dir_fd=parent)
         mode = (d.file_mode if d.file_mode is not None else 0o666) & 0o7777
         old = os.umask(0)
         try:
