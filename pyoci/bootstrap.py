@@ -278,7 +278,7 @@ def _prepare_process(launch: Launch, proc: Any) -> None:
 
     if proc.terminal:
         _terminal(launch)
-    _chdir(proc.cwd)
+    _chdir(proc.cwd, create=not launch.extra.get("exec"))
     launch.extra["exe"] = _executable(proc)
     launch.extra["env"] = _environment(proc)
     process.set_rlimits(proc)
@@ -322,10 +322,13 @@ def _terminal(launch: Launch) -> None:
     os.close(slave)
 
 
-def _chdir(cwd: str) -> None:
+def _chdir(cwd: str, create: bool = True) -> None:
+    """Into process.cwd, made if missing for the container's process (as runc does), not for exec."""
     try:
         os.chdir(cwd)
     except FileNotFoundError:
+        if not create:
+            raise ContainerError("process.cwd %s: no such directory in the container" % cwd) from None
         try:
             os.makedirs(cwd, 0o755)
             os.chdir(cwd)

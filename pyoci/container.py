@@ -142,7 +142,7 @@ class Container:
             builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock,
                           _subreaper, preserved)
             if pid_file:
-                _write_pid_file(pid_file, st.pid)
+                write_pid_file(pid_file, st.pid)
         except BaseException as e:
             builder.abort()
             store.remove(cid)
@@ -327,7 +327,7 @@ def _signal_pid(pid: int, start: int, sig: int) -> None:
         os.close(fd)
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     tmp = "%s.%d.tmp" % (path, os.getpid())
     try:
         with open(tmp, "w") as f:

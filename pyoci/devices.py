@@ -35,7 +35,8 @@ def needs_dev_setup(spec: Spec) -> bool:
 def create_devices(spec: Spec, rootfd: int, userns: bool) -> None:
     """Default devices, then linux.devices (which may override them); bind host nodes in a user namespace."""
     devices: dict[str, Device] = {}
-    if needs_dev_setup(spec):
+    populate = needs_dev_setup(spec)
+    if populate:
         devices.update((d.path, d) for d in DEFAULT_DEVICES)
     for d in spec.linux.devices:
         devices[inside(d.path)] = d
@@ -44,7 +45,7 @@ def create_devices(spec: Spec, rootfd: int, userns: bool) -> None:
             _make(rootfd, d, userns)
         except OSError as e:
             raise ContainerError("linux.devices: %s: %s" % (d.path, e.strerror or e)) from None
-    if needs_dev_setup(spec):
+    if populate:
         _links(spec, rootfd)
 
 

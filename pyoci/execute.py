@@ -32,7 +32,7 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
             raise ConfigError("--process: %s" % problems[0])
         if not isinstance(raw, dict):
             raise ConfigError("--process %s: must be a JSON object" % process_file)
-        return specmod._process(specmod._Reader(raw, "process"))
+        return specmod.parse_process(raw)
     if not args:
         raise UsageError("exec: a command is required (or --process FILE)")
     base = dict(config.get("process") or {"cwd": "/"})
@@ -68,7 +68,7 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
         base["capabilities"] = c
     if no_new_privs:
         base["noNewPrivileges"] = True
-    return specmod._process(specmod._Reader(base, "process"))
+    return specmod.parse_process(base)
 
 
 def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
@@ -77,9 +77,9 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     import _socket as socket
 
     from pyoci import bootstrap, console as consolemod, namespaces, spec as specmod
-    from pyoci.container import _write_pid_file
+    from pyoci.container import write_pid_file
     from pyoci.errors import ContainerError
-    from pyoci.run import _Forwarder, _TtyProxy, wait_for
+    from pyoci.run import Forwarder, TtyProxy, wait_for
 
     from pyoci.process import open_fds
 
@@ -99,7 +99,9 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
           for n in base.linux.namespaces]
     base.linux.namespaces = ns
     plan = namespaces.Plan(base.linux)
-    if not os.path.exists("/proc/%d/ns" % st.pid):
+    from pyoci.state import proc_start_time
+
+    if proc_start_time(st.pid) != st.pid_start:  # the fds must be the container's, not a recycled pid's
         plan.close()
         raise InvalidState("container %r has exited" % container.id)
     bootstrap.preload(base)
@@ -133,7 +135,7 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         bootstrap.send(parent, "go")
         target = bootstrap.recv(parent, "init")["pid"]
         os.waitpid(pid, 0)
-        forward = _Forwarder(target) if not detach else None
+        forward = Forwarder(target) if not detach else None
         try:
             data = parent.recv(1 << 20)  # EOF: exec'd (the socket is close-on-exec)
             if data:
@@ -141,12 +143,12 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
 
                 raise ContainerError("exec: %s" % jsonio.loads(data).get("message", "failed"))
             if pid_file:
-                _write_pid_file(pid_file, target)
+                write_pid_file(pid_file, target)
             if detach:
                 return 0
             proxy = None
             if ours is not None:
-                proxy = _TtyProxy(consolemod.recv_fd(ours))
+                proxy = TtyProxy(consolemod.recv_fd(ours))
                 assert forward is not None
                 forward.on_winch = proxy.resize
             try:

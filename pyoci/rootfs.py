@@ -82,13 +82,9 @@ def fdpath(fd: int) -> str:
     return "/proc/self/fd/%d" % fd
 
 
-def _resolve() -> int:
-    return C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS
-
-
 def open_in_root(rootfd: int, path: str, flags: int = O_PATH, nofollow: bool = False) -> int:
     """Open path as if rootfd were '/': symlinks (absolute or '..') can never leave the rootfs."""
-    resolve = _resolve() | (C.RESOLVE_NO_SYMLINKS if nofollow else 0)
+    resolve = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS | (C.RESOLVE_NO_SYMLINKS if nofollow else 0)
     return syscalls.openat2(rootfd, path.lstrip("/") or ".", flags, resolve)
 
 

@@ -36,7 +36,7 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
     finally:
         if theirs is not None:
             theirs.close()
-    forward = _Forwarder(c.refresh().pid) if not detach else None
+    forward = Forwarder(c.refresh().pid) if not detach else None
     try:
         c.start()
     except PyociError:
@@ -52,7 +52,7 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
         if ours is not None:
             from pyoci.console import recv_fd
 
-            proxy = _TtyProxy(recv_fd(ours))
+            proxy = TtyProxy(recv_fd(ours))
             forward.on_winch = proxy.resize
         code = wait_for(c.refresh().pid)
     finally:
@@ -86,7 +86,7 @@ def _cleanup(c: Any) -> None:
         log.warning("cleanup of %s: %s" % (c.id, e))
 
 
-class _Forwarder:
+class Forwarder:
     """Signals the runtime receives go to the container's init, as runc run does."""
 
     def __init__(self, pid: int) -> None:
@@ -126,7 +126,7 @@ class _Forwarder:
                 pass
 
 
-class _TtyProxy:
+class TtyProxy:
     """Copy between our stdio and the container's pty master; raw mode while a real terminal is attached."""
 
     def __init__(self, master: int) -> None:

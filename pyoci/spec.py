@@ -199,6 +199,11 @@ def _process(r: _Reader) -> Process:
                    apparmor_profile=r.get("apparmorProfile", str, ""), selinux_label=r.get("selinuxLabel", str, ""))
 
 
+def parse_process(raw: Any, path: str = "process") -> Process:
+    """A process object on its own (`exec --process FILE`, or the container's process with overrides)."""
+    return _process(_Reader(raw, path))
+
+
 def _uint(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
         raise ConfigError("%s: must be an unsigned 32-bit integer" % path)

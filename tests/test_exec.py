@@ -115,6 +115,7 @@ def test_exec_errors(rt: Runtime, bundle: Bundle) -> None:
         assert "not found" in rt.fail("exec", cid, "no-such-program")
         assert "--user" in rt.fail("exec", "-u", "root", cid, "true")
         assert "command is required" in rt.fail("exec", cid)
+        assert "no such directory" in rt.fail("exec", "--cwd", "/no/such/dir", cid, "true")
         rt.ok("kill", cid, "KILL")
         rt.wait_status(cid, "stopped")
         assert "stopped" in rt.fail("exec", cid, "true")
