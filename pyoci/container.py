@@ -279,7 +279,7 @@ class Container:
 
 def _check_supported(spec: Any) -> None:
     """Refuse what would silently weaken the container rather than ignore it."""
-    from pyoci.errors import ConfigError
+    from pyoci.errors import ConfigError, NotSupported
 
     if spec.process is None:
         raise ConfigError("process: required by create")
@@ -303,6 +303,14 @@ def _check_supported(spec: Any) -> None:
         if risky:
             raise ConfigError("linux.namespaces: without a mount namespace the container only gets a chroot, which "
                               "%s can escape: drop it from process.capabilities.bounding" % " and ".join(risky))
+    caps = spec.process.capabilities
+    if caps is not None and "CAP_MKNOD" in caps.bounding:
+        from pyoci.cgroups import hierarchies
+
+        if all(h.version == 2 for h in hierarchies()):
+            raise NotSupported("linux.resources.devices: device rules are not enforced on a cgroup v2 host yet "
+                               "(that needs an eBPF program): without them CAP_MKNOD would reach every device; "
+                               "drop it from process.capabilities.bounding")
     if spec.linux.seccomp is not None:
         from pyoci import seccomp
 

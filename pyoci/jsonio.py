@@ -43,7 +43,7 @@ _encode: Any = None
 def loads(data: str | bytes) -> Any:
     """Parse one JSON document; ValueError when it is not one."""
     global _scan
-    text = (data.decode() if isinstance(data, (bytes, bytearray)) else data).strip()
+    text = (data.decode() if isinstance(data, (bytes, bytearray)) else data).strip(" \t\n\r")  # JSON's blanks
     if _json is None:
         import json
 
