@@ -523,7 +523,8 @@ def test_docker_profile_then_exec_through_the_dmz(nnp: bool) -> None:
             seccomp.load_filter(profile)
         os.write(w, b"clone3=%d" % raw(nr("clone3"), 0, 0)[1])
         os.close(w)
-        os.execve(fd, ["pyoci-dmz", "/bin/sh", "sh", "-c", "exit 7"], {"PATH": "/usr/bin:/bin"})
+        # pyoci-dmz ERRFD PATH ARGV...: fd 2 stands in for the runtime's set-up socket
+        os.execve(fd, ["pyoci-dmz", "2", "/bin/sh", "sh", "-c", "exit 7"], {"PATH": "/usr/bin:/bin"})
 
     status, out = in_child(body)
     assert out == "clone3=%d" % errno.ENOSYS
