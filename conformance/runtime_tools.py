@@ -194,12 +194,18 @@ FIXED_CGROUPS = ("testdir/cgrouptest", "testdir", "cgrouptest")
 
 
 def fixed_cgroup_dirs() -> set[str]:
+    """The fixed-name cgroups at each hierarchy's root and below our own cgroup (where a relative
+    cgroupsPath such as "testdir/cgrouptest" lands)."""
     out = set()
     base = Path("/sys/fs/cgroup")
-    for h in [base, *(p for p in base.iterdir() if p.is_dir())] if base.is_dir() else []:
-        for name in FIXED_CGROUPS:
-            if (h / name / "cgroup.procs").exists():
-                out.add(str(h / name))
+    hierarchies = [base, *(p for p in base.iterdir() if p.is_dir())] if base.is_dir() else []
+    with open("/proc/self/cgroup") as f:
+        ours = {line.rstrip("\n").split(":", 2)[2].lstrip("/") for line in f}
+    for h in hierarchies:
+        for own in ours:
+            for name in FIXED_CGROUPS:
+                if (h / own / name / "cgroup.procs").exists():
+                    out.add(str(h / own / name))
     return out
 
 
