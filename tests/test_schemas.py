@@ -67,6 +67,17 @@ def test_runc_spec_is_valid(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert semantic_problems(cfg, tmp_path) == []
 
 
+@pytest.mark.parametrize("rootless", [False, True], ids=["default", "rootless"])
+def test_pyoci_spec_is_valid(tmp_path: Path, rootless: bool) -> None:
+    """What `pyoci spec [--rootless]` writes passes both layers."""
+    from pyoci.spec import default_config
+
+    cfg = default_config(rootless)
+    assert schema_problems(cfg) == []
+    (tmp_path / "rootfs").mkdir()
+    assert [p for p in semantic_problems(cfg, tmp_path) if not p.warning] == []
+
+
 def test_busybox_bundle_config_is_valid() -> None:
     cfg = load(BUSYBOX_CONFIG)
     assert schema_problems(cfg) == []
