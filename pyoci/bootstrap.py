@@ -374,7 +374,7 @@ def _wait_and_exec(launch: Launch) -> NoReturn:
     """Created: block until `start` connects to the exec socket, then become process.args."""
     conn = None
     try:
-        fd, _ = launch.exec_listener._accept()  # accept4(SOCK_CLOEXEC)
+        fd, _ = launch.exec_listener._accept()  # type: ignore[attr-defined]  # accept4(SOCK_CLOEXEC)
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fd)
         launch.exec_listener.close()
         msg = jsonio.loads(conn.recv(1 << 20) or b"{}")

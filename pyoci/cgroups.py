@@ -246,7 +246,7 @@ def _v2num(value: int) -> str:
 
 def _hugepage_sizes() -> list[str]:
     """Huge page sizes of this host as cgroup file names spell them (2MB, 1GB, 64KB)."""
-    out = []
+    out: list[str] = []
     try:
         names = os.listdir("/sys/kernel/mm/hugepages")
     except OSError:

@@ -389,7 +389,7 @@ def _click_main(argv: list[str]) -> NoReturn:
             ctx.exit(dispatch(name, ctx.obj, o))
 
         varargs = any(a.endswith("*") for a in cmd.args)
-        return click.Command(name, params=params(cmd.opts) + args, callback=callback, help=cmd.help,
+        return click.Command(name, params=params(cmd.opts) + list(args), callback=callback, help=cmd.help,
                              context_settings={"allow_interspersed_args": not varargs})
 
     @click.pass_context

@@ -13,8 +13,10 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
+    from collections.abc import Sequence
     from typing import Any
+
+    import _socket as socket
 
 from pyoci import log
 from pyoci.errors import ContainerError, InvalidState, PyociError, UsageError
@@ -109,16 +111,15 @@ class Container:
                console_socket: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
                no_new_keyring: bool = False, systemd_cgroup: bool = False,
                _console: socket.socket | None = None, _spec: Any = None, _subreaper: bool = False,
-               _preserved: list[int] | None = None) -> Container:
+               _preserved: Sequence[int] | None = None) -> Container:
         """Build the container and leave its init waiting for start; nothing remains if this fails."""
         from pyoci import spec as specmod
+        from pyoci.process import open_fds
         from pyoci.state import check_id
 
         check_id(cid)
         if preserve_fds < 0:
             raise UsageError("--preserve-fds must not be negative")
-        from pyoci.process import open_fds
-
         preserved = open_fds(3, preserve_fds) if _preserved is None else _preserved  # before we open anything
         spec = _spec or specmod.load(bundle)
         _check_supported(spec)
@@ -128,13 +129,14 @@ class Container:
             raise UsageError("process.terminal is true: --console-socket is required when the runtime detaches")
         if not proc.terminal and console_socket is not None:
             raise UsageError("--console-socket given but process.terminal is false")
+        pid_ns = spec.linux.namespace("pid")
         store = Store(root)
         state_dir, lock = store.create(cid)
         log.debug("creating container %s from bundle %s" % (cid, spec.bundle))
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
                    created=log.timestamp(),
                    hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")},
-                   own_pid_ns=bool(spec.linux.namespace("pid")) and not spec.linux.namespace("pid").path)
+                   own_pid_ns=pid_ns is not None and not pid_ns.path)
         builder = _Builder(store, st, spec, state_dir)
         try:
             store.save(st)
@@ -355,7 +357,7 @@ class _Builder:
 
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
               no_new_keyring: bool, systemd: bool, lock: int, subreaper: bool = False,
-              preserved: list[int] | None = None) -> None:
+              preserved: Sequence[int] | None = None) -> None:
         from pyoci.cgroups import Cgroup
 
         spec, st = self.spec, self.st
@@ -382,7 +384,7 @@ class _Builder:
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                                       extra={"close": [lock], "id": st.id,
-                                             "dmz": bootstrap.load_dmz(), "preserved": preserved or []})
+                                             "dmz": bootstrap.load_dmz(), "preserved": list(preserved or [])})
             if subreaper:
                 import prctl
 
@@ -414,10 +416,10 @@ class _Builder:
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
                     self.cgroup.add(init_pid)
-                    for child in self.children[:]:  # stage 1, and the warm-up child
-                        if child != init_pid:
-                            os.waitpid(child, 0)
-                            self.children.remove(child)
+                    for other in self.children[:]:  # stage 1, and the warm-up child
+                        if other != init_pid:
+                            os.waitpid(other, 0)
+                            self.children.remove(other)
                 elif msg["type"] == "hooks":
                     mounted = True
                 else:

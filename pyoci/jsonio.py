@@ -49,7 +49,7 @@ def loads(data: str | bytes) -> Any:
 
         return json.loads(text)
     if _scan is None:
-        _scan = _json.make_scanner(_Decoder)
+        _scan = _json.make_scanner(_Decoder)  # type: ignore[arg-type]
     try:
         obj, end = _scan(text, 0)
     except (StopIteration, SystemError):  # SystemError: _json on some malformed input

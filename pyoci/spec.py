@@ -38,7 +38,7 @@ class _Reader:
             raise ConfigError("%s: must be an integer" % self._p(key))
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and kind is not object):
             names = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
-            raise ConfigError("%s: must be %s" % (self._p(key), names.get(kind, str(kind))))  # type: ignore[call-overload]
+            raise ConfigError("%s: must be %s" % (self._p(key), names.get(kind, str(kind))))  # type: ignore[call-overload,arg-type]
         return value
 
     def strings(self, key: str, required: bool = False) -> list[str]:
