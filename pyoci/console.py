@@ -38,7 +38,10 @@ def open_pty() -> tuple[int, int, str]:
         fcntl.ioctl(master, C.TIOCSPTLCK, struct.pack("i", 0))
         n = struct.unpack("I", fcntl.ioctl(master, C.TIOCGPTN, b"\0\0\0\0"))[0]
         name = "/dev/pts/%d" % n
-        slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:  # the peer of this very master, no path lookup at all (CVE-2025-52565)
+            slave = fcntl.ioctl(master, C.TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:  # kernels before 4.13
+            slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
         if syscalls.fstatfs_type(slave) != DEVPTS_SUPER_MAGIC:
             os.close(slave)
             raise ContainerError("%s is not on a devpts filesystem" % name)
