@@ -111,20 +111,22 @@ class Container:
                console_socket: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
                no_new_keyring: bool = False, systemd_cgroup: bool = False,
                _console: socket.socket | None = None, _spec: Any = None, _subreaper: bool = False,
-               _preserved: Sequence[int] | None = None) -> Container:
+               _passed: tuple[Sequence[int], int] | None = None) -> Container:
         """Build the container and leave its init waiting for start; nothing remains if this fails."""
         from pyoci import spec as specmod
-        from pyoci.process import open_fds
+        from pyoci.process import passed_fds
         from pyoci.state import check_id
 
         check_id(cid)
         if preserve_fds < 0:
             raise UsageError("--preserve-fds must not be negative")
-        preserved = open_fds(3, preserve_fds) if _preserved is None else _preserved  # before we open anything
+        preserved, listen = _passed or passed_fds(preserve_fds)  # before we open anything ourselves
         spec = _spec or specmod.load(bundle)
         _check_supported(spec)
         proc = spec.process
         assert proc is not None
+        if listen:  # socket activation passes through, as with runc
+            proc.env = proc.env + ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
         if proc.terminal and console_socket is None and _console is None:
             raise UsageError("process.terminal is true: --console-socket is required when the runtime detaches")
         if not proc.terminal and console_socket is not None:
@@ -141,8 +143,8 @@ class Container:
         try:
             store.save(st)
             store.save_config(cid, spec.raw)  # `exec` builds its process from this copy
-            builder.build(console_socket, _console, preserve_fds, no_pivot, no_new_keyring, systemd_cgroup, lock,
-                          _subreaper, preserved)
+            builder.build(console_socket, _console, listen + preserve_fds, no_pivot, no_new_keyring, systemd_cgroup,
+                          lock, _subreaper, preserved)
             if pid_file:
                 write_pid_file(pid_file, st.pid)
         except BaseException as e:

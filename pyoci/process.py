@@ -163,6 +163,18 @@ def open_fds(first: int, count: int) -> list[int]:
     return out
 
 
+def passed_fds(preserve_fds: int) -> tuple[list[int], int]:
+    """The fds a caller hands to the container, as runc does: systemd socket activation's first (LISTEN_FDS,
+    when LISTEN_PID is us), then --preserve-fds more; only those open. Returns them and the LISTEN_FDS count."""
+    listen = 0
+    if os.environ.get("LISTEN_PID") == str(os.getpid()):
+        try:
+            listen = max(0, int(os.environ.get("LISTEN_FDS", "0")))
+        except ValueError:
+            listen = 0
+    return open_fds(3, listen + preserve_fds), listen
+
+
 def close_fds(keep: set[int], inherit: list[int]) -> None:
     """Nothing of the runtime leaks into the container: every fd from 3 on closes but those in keep (our
     own, close-on-exec) and inherit (--preserve-fds, made inheritable)."""

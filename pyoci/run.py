@@ -17,9 +17,9 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
     from pyoci import spec as specmod
     from pyoci.container import Container
 
-    from pyoci.process import open_fds
+    from pyoci.process import passed_fds
 
-    preserved = open_fds(3, preserve_fds)  # the caller's, before we open anything ourselves
+    passed = passed_fds(preserve_fds)  # the caller's, before we open anything ourselves
     spec = specmod.load(bundle)
     tty = bool(spec.process and spec.process.terminal) and console_socket is None and not detach
     ours = theirs = None
@@ -32,7 +32,7 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
         c = Container.create(cid, bundle, root, pid_file=pid_file, console_socket=console_socket,
                              preserve_fds=preserve_fds, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                              systemd_cgroup=systemd_cgroup, _console=theirs, _spec=spec, _subreaper=not detach,
-                             _preserved=preserved)
+                             _passed=passed)
     finally:
         if theirs is not None:
             theirs.close()

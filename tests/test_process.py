@@ -296,3 +296,19 @@ def test_inherited_fds_are_not_visible(rt: Runtime, bundle: Bundle, tmp_path: Pa
     finally:
         rt.cmd("kill", cid, "KILL")
         p.wait(20)
+
+
+def test_socket_activation_fds_pass_through(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """systemd socket activation (runc's behaviour): with LISTEN_PID our pid and LISTEN_FDS=N, fds 3..3+N-1
+    reach the container as its 3.., announced by LISTEN_FDS=N and LISTEN_PID=1; --preserve-fds come after."""
+    (tmp_path / "act.txt").write_text("activation\n")
+    (tmp_path / "pres.txt").write_text("preserved\n")
+    bundle.sh('echo "$LISTEN_FDS $LISTEN_PID"; cat <&3; cat <&4; ls /proc/self/fd | sort -n | tr "\\n" " "')
+    bundle.save()
+    script = 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@" 3<%s 4<%s' % (tmp_path / "act.txt", tmp_path / "pres.txt")
+    r = subprocess.run(["sh", "-c", script, "sh", *rt.argv("run", "--preserve-fds", "1", "-b", bundle.path,
+                                                           rt.new_id())],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[:3] == ["1 1", "activation", "preserved"]
