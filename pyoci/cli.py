@@ -78,8 +78,8 @@ COMMANDS: dict[str, Cmd] = {
         Opt("process", ("-p", "--process"), str, None, "path to a process.json (overrides the command line)"),
         Opt("detach", ("-d", "--detach"), bool, False, "detach from the process"),
         Opt("pid_file", ("--pid-file",), str, None, "file to write the process's pid to"),
-        Opt("process_label", ("--process-label",), str, None, "SELinux label (not supported, ignored)"),
-        Opt("apparmor", ("--apparmor",), str, None, "AppArmor profile (not supported, ignored)"),
+        Opt("process_label", ("--process-label",), str, None, "SELinux label (not supported)"),
+        Opt("apparmor", ("--apparmor",), str, None, "AppArmor profile (not supported)"),
         Opt("no_new_privs", ("--no-new-privs",), bool, False, "set no_new_privs for the process"),
         Opt("cap", ("-c", "--cap"), list, None, "add a capability, repeatable"),
         Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1)"),
@@ -307,10 +307,11 @@ def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
     from pyoci.execute import build_process
 
     c = Container.load(o["id"], g["root"])
-    if o["cgroup"]:
-        from pyoci.errors import NotSupported
+    from pyoci.errors import NotSupported
 
-        raise NotSupported("exec --cgroup: sub-cgroups are not supported")
+    for flag in ("cgroup", "apparmor", "process_label"):
+        if o[flag]:
+            raise NotSupported("exec --%s: not supported by pyoci yet" % flag.replace("_", "-"))
     try:
         gids = [int(x) for x in o["additional_gids"] or []]
     except ValueError:

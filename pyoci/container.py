@@ -307,6 +307,12 @@ def _check_supported(spec: Any) -> None:
         if risky:
             raise ConfigError("linux.namespaces: without a mount namespace the container only gets a chroot, which "
                               "%s can escape: drop it from process.capabilities.bounding" % " and ".join(risky))
+    for field, value in (("process.apparmorProfile", spec.process.apparmor_profile),
+                         ("process.selinuxLabel", spec.process.selinux_label),
+                         ("linux.mountLabel", spec.raw.get("linux", {}).get("mountLabel"))):
+        if value:
+            raise NotSupported("%s: LSM labels are not applied by pyoci yet (running without would be weaker "
+                               "than asked)" % field)
     caps = spec.process.capabilities
     if caps is not None and "CAP_MKNOD" in caps.bounding:
         from pyoci.cgroups import hierarchies

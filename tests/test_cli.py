@@ -410,3 +410,12 @@ def test_hot_path_imports_stay_cheap(rt: Runtime, bundle: Bundle) -> None:
     bundle.save()
     cid = rt.new_id()
     assert not heavy & _imported(rt, "run", "-b", str(bundle.path), cid)
+
+
+@pytest.mark.parametrize("field", ["apparmorProfile", "selinuxLabel"])
+def test_lsm_labels_are_refused_not_ignored(rt: Runtime, bundle: Bundle, field: str) -> None:
+    """pyoci does not apply LSM labels yet: running without the profile asked for would be weaker, so no."""
+    bundle.process[field] = "some-profile"
+    bundle.save()
+    line = rt.refuse(bundle)
+    assert "process.%s" % field in line and "not applied" in line
