@@ -117,14 +117,48 @@ class Cgroup:
             self.destroy()
             raise ContainerError("cannot create cgroup: %s" % e) from None
 
-    def apply(self, resources: dict | None) -> None:
+    def apply(self, resources: dict | None, update: bool = False) -> None:
         """Apply an OCI linux.resources object to this cgroup, like runc: every controller where it is mounted.
 
         Everything is checked before the first write (a field whose controller is missing on this host is an
         error naming the field); then the cgroup v2 controllers needed are enabled from the v2 root down,
         and the values are written. Any failed write is a ContainerError naming the field, file and value.
+        update: `pyoci update` of a live container: device rules are rewritten only when given.
         """
-        _Apply(self, resources or {}).run()
+        _Apply(self, resources or {}, update).run()
+
+    def freeze(self, frozen: bool, timeout: float = 10.0) -> None:
+        """pause/resume: the v1 freezer if mounted, else cgroup.freeze of v2; waits until the kernel is done."""
+        v1 = next((p for n, p in self.paths.items() if "freezer" in n.split(",")), None)
+        if v1 is not None:
+            path, value, done = os.path.join(v1, "freezer.state"), "FROZEN" if frozen else "THAWED", None
+        elif "" in self.paths:
+            path, value, done = os.path.join(self.paths[""], "cgroup.freeze"), "1" if frozen else "0", "events"
+        else:
+            raise NotSupported("pause/resume: no freezer on this host (neither the v1 freezer nor cgroup v2)")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                _write(path, value)
+            except OSError as e:
+                raise ContainerError("cannot write %s=%s: %s" % (path, value, e.strerror)) from None
+            if self.frozen() == frozen:
+                return
+            if time.monotonic() > deadline:
+                raise ContainerError("%s: the kernel did not finish %s the container" % (
+                    path, "freezing" if frozen else "thawing"))
+            time.sleep(0.002 if done else 0.001)
+
+    def frozen(self) -> bool:
+        v1 = next((p for n, p in self.paths.items() if "freezer" in n.split(",")), None)
+        try:
+            if v1 is not None:
+                return _read(os.path.join(v1, "freezer.state")).strip() == "FROZEN"
+            if "" in self.paths:
+                return "frozen 1" in _read(os.path.join(self.paths[""], "cgroup.events")).splitlines()
+        except OSError:
+            pass
+        return False
 
     def add(self, pid: int) -> None:
         for path in self.paths.values():
@@ -264,11 +298,12 @@ def _hugepage_sizes() -> list[str]:
 class _Apply:
     """One linux.resources application: build every operation (checking it can be done), then run them."""
 
-    def __init__(self, cg: Cgroup, resources: dict) -> None:
+    def __init__(self, cg: Cgroup, resources: dict, update: bool = False) -> None:
         if not isinstance(resources, dict):
             raise _bad(R, "must be an object", resources)
         self.cg = cg
         self.res = resources
+        self.update = update
         self.ops: list[tuple[str, object]] = []  # (field, callable) in order
         self.v2_needed: dict[str, str] = {}  # v2 controller -> field that needs it
         self._v2_root: str | None = None
@@ -402,6 +437,8 @@ class _Apply:
 
     # ------------------------------------------------------------------ devices
     def devices(self) -> None:
+        if self.update and "devices" not in self.res:
+            return
         rules = self.res.get("devices") or []
         lines: list[tuple[str, str, str]] = [("%s.devices" % R, "devices.deny", "a")]
         for i, rule in enumerate(rules):

@@ -83,8 +83,33 @@ COMMANDS: dict[str, Cmd] = {
         Opt("no_new_privs", ("--no-new-privs",), bool, False, "set no_new_privs for the process"),
         Opt("cap", ("-c", "--cap"), list, None, "add a capability, repeatable"),
         Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1)"),
-        Opt("ignore_paused", ("--ignore-paused",), bool, False, "accepted for runc compatibility"),
+        Opt("ignore_paused", ("--ignore-paused",), bool, False, "exec even in a paused container (it starts frozen)"),
         Opt("cgroup", ("--cgroup",), list, None, "sub-cgroup to run in (not supported)"),
+    )),
+    "ps": Cmd("list the processes of a container (table: ps(1) output for them; json: their pids)",
+              ("ID", "PS_ARGS*"), (
+        Opt("format", ("-f", "--format"), str, "table", "output format", ("table", "json")),
+    )),
+    "pause": Cmd("freeze every process of a running container", ("ID",)),
+    "resume": Cmd("thaw a paused container", ("ID",)),
+    "update": Cmd("change the resource limits of a live container", ("ID",), (
+        Opt("resources", ("-r", "--resources"), str, None, "a linux.resources JSON file ('-' for stdin)"),
+        Opt("blkio_weight", ("--blkio-weight",), int, None, "block IO weight (10-1000)"),
+        Opt("cpu_period", ("--cpu-period",), int, None, "CPU CFS period in microseconds"),
+        Opt("cpu_quota", ("--cpu-quota",), int, None, "CPU CFS quota in microseconds"),
+        Opt("cpu_share", ("--cpu-share",), int, None, "CPU shares (relative weight)"),
+        Opt("cpu_rt_period", ("--cpu-rt-period",), int, None, "CPU real-time period in microseconds"),
+        Opt("cpu_rt_runtime", ("--cpu-rt-runtime",), int, None, "CPU real-time runtime in microseconds"),
+        Opt("cpuset_cpus", ("--cpuset-cpus",), str, None, "CPUs to use (0-3, 0,1)"),
+        Opt("cpuset_mems", ("--cpuset-mems",), str, None, "memory nodes to use (0-3, 0,1)"),
+        Opt("memory", ("--memory",), str, None, "memory limit (bytes, or with k/m/g suffix)"),
+        Opt("memory_reservation", ("--memory-reservation",), str, None, "memory soft limit"),
+        Opt("memory_swap", ("--memory-swap",), str, None, "memory plus swap limit (-1: unlimited)"),
+        Opt("kernel_memory", ("--kernel-memory",), str, None, "accepted, ignored like runc on new kernels"),
+        Opt("kernel_memory_tcp", ("--kernel-memory-tcp",), str, None, "accepted, ignored like runc"),
+        Opt("pids_limit", ("--pids-limit",), int, None, "maximum number of processes"),
+        Opt("l3_cache_schema", ("--l3-cache-schema",), str, None, "Intel RDT (not supported)"),
+        Opt("mem_bw_schema", ("--mem-bw-schema",), str, None, "Intel RDT (not supported)"),
     )),
     "list": Cmd("list containers under --root", (), (
         Opt("quiet", ("-q", "--quiet"), bool, False, "display only container ids"),
@@ -322,11 +347,103 @@ def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
                          env=o["env"], tty=o["tty"], user=o["user"], additional_gids=gids, caps=o["cap"],
                          no_new_privs=o["no_new_privs"])
     return c.exec(proc, detach=o["detach"], pid_file=o["pid_file"], console_socket=o["console_socket"],
-                  preserve_fds=o["preserve_fds"])
+                  preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"])
+
+
+def do_ps(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    pids = Container.load(o["id"], g["root"]).processes()
+    if o["format"] == "json":
+        from pyoci import jsonio
+
+        print(jsonio.dumps(pids))
+        return 0
+    import subprocess
+
+    from pyoci.errors import PyociError
+
+    try:
+        out = subprocess.run(["ps"] + (o["ps_args"] or ["-ef"]), capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise PyociError("ps: %s" % str(getattr(e, "stderr", "") or e).strip()) from None
+    lines = out.splitlines()
+    if not lines or "PID" not in lines[0].split():
+        raise PyociError("ps: its output has no PID column (ps %s)" % " ".join(o["ps_args"] or []))
+    column = lines[0].split().index("PID")
+    print(lines[0])
+    wanted = {str(p) for p in pids}
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column] in wanted:
+            print(line)
+    return 0
+
+
+def do_pause(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    Container.load(o["id"], g["root"]).pause()
+    return 0
+
+
+def do_resume(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+
+    Container.load(o["id"], g["root"]).resume()
+    return 0
+
+
+def _bytes(value: str, flag: str) -> int:
+    """runc's sizes: a number, optionally with a k/m/g/t suffix (powers of 1024); -1 means unlimited."""
+    from pyoci.errors import UsageError
+
+    text = value.strip().lower().rstrip("b")
+    scale = 1
+    if text and text[-1] in "kmgt":
+        scale = 1024 ** ("kmgt".index(text[-1]) + 1)
+        text = text[:-1]
+    try:
+        return int(text) * scale if int(text) >= 0 else -1
+    except ValueError:
+        raise UsageError("%s %r: expected a size such as 512m or 2g" % (flag, value)) from None
+
+
+def do_update(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci.container import Container
+    from pyoci.errors import NotSupported, UsageError
+
+    if o["l3_cache_schema"] or o["mem_bw_schema"]:
+        raise NotSupported("update --l3-cache-schema/--mem-bw-schema: Intel RDT is not supported")
+    resources: dict[str, Any] = {}
+    if o["resources"]:
+        from pyoci import jsonio
+
+        try:
+            data = sys.stdin.read() if o["resources"] == "-" else open(o["resources"]).read()
+            resources = jsonio.loads(data)
+        except (OSError, ValueError) as e:
+            raise UsageError("--resources %s: %s" % (o["resources"], e)) from None
+        if not isinstance(resources, dict):
+            raise UsageError("--resources %s: must be a linux.resources JSON object" % o["resources"])
+    cpu = {k: o[f] for k, f in (("period", "cpu_period"), ("quota", "cpu_quota"), ("shares", "cpu_share"),
+                                ("realtimePeriod", "cpu_rt_period"), ("realtimeRuntime", "cpu_rt_runtime"),
+                                ("cpus", "cpuset_cpus"), ("mems", "cpuset_mems")) if o[f] is not None}
+    memory = {k: _bytes(o[f], "--" + f.replace("_", "-")) for k, f in (
+        ("limit", "memory"), ("reservation", "memory_reservation"), ("swap", "memory_swap")) if o[f] is not None}
+    for section, values in (("cpu", cpu), ("memory", memory)):
+        if values:
+            resources[section] = dict(resources.get(section) or {}, **values)
+    if o["pids_limit"] is not None:
+        resources["pids"] = {"limit": o["pids_limit"]}
+    if o["blkio_weight"] is not None:
+        resources["blockIO"] = dict(resources.get("blockIO") or {}, weight=o["blkio_weight"])
+    Container.load(o["id"], g["root"]).update(resources)
+    return 0
 
 
 HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
-    "exec": do_exec,
+    "exec": do_exec, "ps": do_ps, "pause": do_pause, "resume": do_resume, "update": do_update,
     "create": do_create, "start": do_start, "state": do_state, "kill": do_kill, "delete": do_delete,
     "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate,
 }

@@ -94,8 +94,11 @@ class Container:
         return out
 
     def refresh(self) -> State:
-        self._state = refresh(self.store.load(self.id), self.dir)
-        return self._state
+        st = refresh(self.store.load(self.id), self.dir)
+        if st.status == "running" and self._cgroup_of(st).frozen():
+            st.status = "paused"  # runc's fifth status (pause/resume)
+        self._state = st
+        return st
 
     def status(self) -> str:
         return self.refresh().status
@@ -265,13 +268,46 @@ class Container:
                     _signal_pid(st.pid, st.pid_start, SIGKILL)
                 except PyociError:
                     pass
+            if cg.frozen():  # paused: the SIGKILL is pending, it lands once thawed
+                cg.freeze(False)
             time.sleep(0.005)
 
     def _cgroup(self) -> Any:
+        return self._cgroup_of(self._state)
+
+    @staticmethod
+    def _cgroup_of(st: State) -> Any:
         from pyoci.cgroups import Cgroup
 
-        data = self._state.cgroup_paths
+        data = st.cgroup_paths
         return Cgroup(dict(data.get("paths", {})), list(data.get("created", [])))
+
+    # --- pause / resume / ps / update (runc's commands beyond the spec) -------------------------------
+    def pause(self) -> None:
+        """Freeze every process of the container (the cgroup freezer)."""
+        self._locked_op(("running",), "pause", lambda cg: cg.freeze(True))
+
+    def resume(self) -> None:
+        self._locked_op(("paused",), "resume", lambda cg: cg.freeze(False))
+
+    def processes(self) -> Sequence[int]:
+        """Host pids of the container's processes."""
+        self.refresh()
+        return sorted(self._cgroup().pids())
+
+    def update(self, resources: dict[str, Any]) -> None:
+        """New linux.resources for a live container (only the fields given change; devices when given)."""
+        self._locked_op(("created", "running", "paused"), "update", lambda cg: cg.apply(resources, update=True))
+
+    def _locked_op(self, allowed: tuple[str, ...], what: str, op: Any) -> None:
+        lock = self.store.lock(self.id)
+        try:
+            st = self.refresh()
+            if st.status not in allowed:
+                raise InvalidState("container %r is %s: cannot %s it" % (self.id, st.status, what))
+            op(self._cgroup())
+        finally:
+            os.close(lock)
 
     # --- exec ----------------------------------------------------------------------------------------
     def exec(self, proc: Any, **options: Any) -> int:

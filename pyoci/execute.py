@@ -72,7 +72,7 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
 
 
 def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
-            console_socket: str | None = None, preserve_fds: int = 0) -> int:
+            console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False) -> int:
     """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached."""
     import _socket as socket
 
@@ -85,7 +85,7 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
 
     preserved = open_fds(3, preserve_fds)  # before we open anything ourselves
     st = container.refresh()
-    if st.status not in ("created", "running"):
+    if st.status not in ("created", "running") + (("paused",) if ignore_paused else ()):
         raise InvalidState("container %r is %s: cannot exec in it" % (container.id, st.status))
     if proc.terminal and detach and console_socket is None:
         raise UsageError("exec --tty --detach needs --console-socket")
