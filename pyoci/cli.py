@@ -343,11 +343,12 @@ def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
         from pyoci.errors import UsageError
 
         raise UsageError("--additional-gids: expected numbers") from None
-    proc = build_process(c.store.load_config(c.id), process_file=o["process"], args=o["command"], cwd=o["cwd"],
+    config = c.store.load_config(c.id)
+    proc = build_process(config, process_file=o["process"], args=o["command"], cwd=o["cwd"],
                          env=o["env"], tty=o["tty"], user=o["user"], additional_gids=gids, caps=o["cap"],
                          no_new_privs=o["no_new_privs"])
     return c.exec(proc, detach=o["detach"], pid_file=o["pid_file"], console_socket=o["console_socket"],
-                  preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"])
+                  preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"], config=config)
 
 
 def do_ps(g: dict[str, Any], o: dict[str, Any]) -> int:

@@ -72,8 +72,10 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
 
 
 def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
-            console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False) -> int:
-    """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached."""
+            console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
+            config: dict[str, Any] | None = None) -> int:
+    """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached.
+    config: the container's saved config.json when the caller has already read it."""
     import _socket as socket
 
     from pyoci import bootstrap, console as consolemod, namespaces, spec as specmod
@@ -91,7 +93,8 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         raise UsageError("exec --tty --detach needs --console-socket")
     if not proc.terminal and console_socket is not None:
         raise UsageError("--console-socket given without --tty")
-    config = container.store.load_config(container.id)
+    if config is None:
+        config = container.store.load_config(container.id)
     base: Spec = specmod.parse(config, st.bundle)
     base.process = proc
     base.hooks = {k: [] for k in base.hooks}

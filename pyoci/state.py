@@ -98,14 +98,14 @@ class Store:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return path, fd
 
-    def lock(self, cid: str, shared: bool = False) -> int:
+    def lock(self, cid: str) -> int:
         """flock the container's directory; commands on one id serialize. Returns the fd to close."""
         path = self.dir(cid)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound("container %r does not exist" % cid) from None
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         if not os.path.isfile(os.path.join(path, "state.json")):  # deleted while we waited
             os.close(fd)
             raise NotFound("container %r does not exist" % cid)
