@@ -98,23 +98,39 @@ class Cgroup:
             raise ContainerError("linux.cgroupsPath %r: the cgroup already has processes in it" % cgroups_path)
         return cg
 
+    def missing(self) -> list[str]:
+        """The directories create() will make, parents first: saved in the state before they exist, so that
+        a runtime killed half-way leaves cgroups delete can find."""
+        out = []
+        for path in self.paths.values():
+            new = []
+            p = path
+            while not os.path.isdir(p):
+                new.append(p)
+                p = os.path.dirname(p)
+            out.extend(reversed(new))
+        return out
+
     def create(self) -> None:
         """mkdir -p on every hierarchy; v1 cpuset levels inherit cpus/mems so tasks can join."""
+        if not self.created:
+            self.created = self.missing()
+        cpusets = {d for name, path in self.paths.items() if "cpuset" in name.split(",")
+                   for d in self.created if path == d or path.startswith(d + "/")}
         try:
-            for name, path in self.paths.items():
-                missing = []
-                p = path
-                while not os.path.isdir(p):
-                    missing.append(p)
-                    p = os.path.dirname(p)
-                for d in reversed(missing):
+            for d in self.created:
+                try:
                     os.mkdir(d, 0o755)
-                    self.created.append(d)
-                    if "cpuset" in name.split(","):
-                        for f in ("cpuset.cpus", "cpuset.mems"):
-                            _copy_from_parent(d, f)
+                except FileExistsError:
+                    continue
+                if d in cpusets:
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        _copy_from_parent(d, f)
         except OSError as e:
-            self.destroy()
+            try:
+                self.destroy()
+            except ContainerError:
+                pass  # the paths are in the state: delete --force retries
             raise ContainerError("cannot create cgroup: %s" % e) from None
 
     def apply(self, resources: dict | None, update: bool = False) -> None:
@@ -186,10 +202,9 @@ class Cgroup:
                 pass
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Remove what we created (a directory still busy is retried until timeout)."""
+        """Remove what we created, deepest first; a directory still busy after timeout is an error."""
         deadline = time.monotonic() + timeout
-        dirs = list(self.created)  # never remove a cgroup someone else made
-        for d in sorted(dirs, key=len, reverse=True):
+        for d in sorted(self.created, key=len, reverse=True):  # never remove a cgroup someone else made
             while True:
                 try:
                     os.rmdir(d)
@@ -198,10 +213,7 @@ class Cgroup:
                     break
                 except OSError as e:
                     if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                        from pyoci import log
-
-                        log.warning("cannot remove cgroup %s: %s" % (d, e.strerror))
-                        break
+                        raise ContainerError("cannot remove cgroup %s: %s" % (d, e.strerror)) from None
                     time.sleep(0.01)
 
 

@@ -44,7 +44,7 @@ def parse_signal(value: str | int) -> int:
             if not isinstance(number, int):
                 raise UsageError("unknown signal %r" % value)
             sig = number
-    if not 0 < sig < _signal.NSIG:
+    if not 0 <= sig < _signal.NSIG:  # 0: only checks that the container's init is alive
         raise UsageError("invalid signal number %s" % value)
     return sig
 
@@ -151,8 +151,11 @@ class Container:
             if pid_file:
                 write_pid_file(pid_file, st.pid)
         except BaseException as e:
-            builder.abort()
-            store.remove(cid)
+            if builder.abort():
+                store.remove(cid)
+            else:
+                log.warning("container %s: not fully removed after a failed create: run `delete --force %s`"
+                            % (cid, cid))
             if isinstance(e, PyociError):
                 raise
             if isinstance(e, OSError):
@@ -204,16 +207,21 @@ class Container:
 
     # --- kill ----------------------------------------------------------------------------------------
     def kill(self, sig: str | int = "SIGTERM", all: bool = False) -> None:  # noqa: A002 - runc's flag
+        """Signal the init, or with all every process in the container's cgroup. As runc answers (engines
+        recognise its words): --all of a stopped container signals what is left in its cgroup and succeeds
+        (containerd's shim sends it after the init exits); a plain kill says "container not running"."""
         signum = parse_signal(sig)
         lock = self.store.lock(self.id)
         try:
             st = self.refresh()
-            if st.status not in ("created", "running"):
-                raise InvalidState("container %r is %s: only a created or running container can be signalled"
-                                   % (self.id, st.status))
             log.debug("signal %d to container %s (%s)" % (signum, self.id, "all processes" if all else st.pid))
             if all:
-                self._cgroup().signal_all(signum)
+                if st.status == "creating":
+                    raise InvalidState("container %r is being created: container not running" % self.id)
+                if signum:
+                    self._cgroup().signal_all(signum)
+            elif st.status not in ("created", "running", "paused"):
+                raise InvalidState("container %r is %s: container not running" % (self.id, st.status))
             else:
                 _signal_pid(st.pid, st.pid_start, signum)
         finally:
@@ -221,13 +229,14 @@ class Container:
 
     # --- delete --------------------------------------------------------------------------------------
     def delete(self, force: bool = False) -> None:
-        """Remove a stopped container (force: kill it first); poststop hooks run before this returns."""
+        """Remove a stopped container (force: kill it first); poststop hooks run before this returns.
+        Everything is removed or this raises: the state stays, marked removing, for the next delete."""
         from pyoci.errors import NotFound
 
         try:
             lock = self.store.lock(self.id)
         except NotFound:
-            if force:  # deleted by a concurrent delete while we waited: --force is idempotent
+            if force:  # removed by a concurrent delete while we waited: --force is idempotent
                 return
             raise
         try:
@@ -235,6 +244,9 @@ class Container:
             if st.status not in ("stopped", "creating") and not force:
                 raise InvalidState("container %r is %s: stop it first or use --force" % (self.id, st.status))
             log.debug("deleting container %s (%s)" % (self.id, st.status))
+            if st.bundle and not st.removing:  # a directory without state.json has nothing more to mark
+                st.removing = True
+                self.store.save(st)
             # always: without a pid namespace of its own, processes can outlive the container's init
             self._kill_everything(st)
             st.status = "stopped"
@@ -247,10 +259,11 @@ class Container:
             os.close(lock)
 
     def _kill_everything(self, st: State) -> None:
-        """SIGKILL the init and wait for it; without a pid namespace of its own, every process in the
-        container's cgroup too (they could outlive the init), as runc does."""
+        """SIGKILL the init and wait for it; and every process in the container's cgroup when the init may
+        not take them with it: no pid namespace of its own, or a runtime that died before recording the
+        init (as runc does for the first)."""
         cg = self._cgroup()
-        whole = not st.own_pid_ns
+        whole = not st.own_pid_ns or not st.pid_start or st.status == "creating"
 
         def alive() -> bool:
             init = bool(st.pid) and proc_start_time(st.pid) == st.pid_start
@@ -259,8 +272,8 @@ class Container:
         deadline = time.monotonic() + 10
         while alive():
             if time.monotonic() > deadline:
-                log.warning("container %s: processes still alive after SIGKILL" % self.id)
-                return
+                raise ContainerError("container %s: processes still alive 10 s after SIGKILL (%s)"
+                                     % (self.id, " ".join(map(str, cg.pids())) or st.pid))
             if whole:
                 cg.signal_all(SIGKILL)
             if st.pid:
@@ -370,13 +383,13 @@ def _signal_pid(pid: int, start: int, sig: int) -> None:
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
-        raise InvalidState("container process %d has exited" % pid) from None
+        raise InvalidState("container process %d has exited: container not running" % pid) from None
     try:
         if proc_start_time(pid) != start:
-            raise InvalidState("container process %d has exited" % pid)
+            raise InvalidState("container process %d has exited: container not running" % pid)
         _signal.pidfd_send_signal(fd, sig)
     except ProcessLookupError:
-        raise InvalidState("container process %d has exited" % pid) from None
+        raise InvalidState("container process %d has exited: container not running" % pid) from None
     finally:
         os.close(fd)
 
@@ -405,12 +418,16 @@ class _Builder:
         from pyoci.cgroups import Cgroup
 
         spec, st = self.spec, self.st
-        self.cgroup = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd)
-        self.cgroup.create()
-        self.cgroup.apply(spec.linux.resources or {})
-        self.children.append(_warm_cgroup_attach(self.cgroup))
-        st.cgroup_paths = {"paths": self.cgroup.paths, "created": self.cgroup.created}
-        self.store.save(st)
+        self.cgroup = cg = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd)
+        cg.created = cg.missing()
+        st.cgroup_paths = {"paths": cg.paths, "created": cg.created}
+        self.store.save(st)  # before the first mkdir: a runtime killed from now on leaves cgroups delete finds
+        cg.create()
+        if cg.frozen():  # the init would freeze in it and create would never end
+            raise ContainerError("linux.cgroupsPath %r: the cgroup %s is frozen" % (
+                spec.linux.cgroups_path, next(iter(cg.paths.values()), "")))
+        cg.apply(spec.linux.resources or {})
+        self.children.append(_warm_cgroup_attach(cg))
         import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
 
         from pyoci import bootstrap, console as consolemod, hooks, namespaces
@@ -456,6 +473,8 @@ class _Builder:
                 if msg["type"] == "init":
                     init_pid = msg["pid"]
                     self.children.append(init_pid)
+                    st.pid, st.pid_start = init_pid, proc_start_time(init_pid) or 0
+                    self.store.save(st)  # before anything can be waiting for start: delete --force finds it
                     # placed while the init mounts its rootfs (the first cgroup write waits ~10 ms for an RCU
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
@@ -471,8 +490,6 @@ class _Builder:
                 if init_pid and mounted:
                     break
                 msg = bootstrap.recv(parent)
-            st.pid = init_pid
-            st.pid_start = proc_start_time(init_pid) or 0
             creating = st.oci()
             creating["pid"] = init_pid
             hooks.run("prestart", spec.hooks["prestart"], creating)
@@ -487,8 +504,8 @@ class _Builder:
             parent.close()
             plan.close()
 
-    def abort(self) -> None:
-        """Kill whatever was started, reap it, remove the cgroup."""
+    def abort(self) -> bool:
+        """Kill whatever was started, reap it, remove the cgroup. False: something is left for delete."""
         for pid in self.children:
             try:
                 os.kill(pid, SIGKILL)
@@ -501,7 +518,12 @@ class _Builder:
                 _wait_gone(pid)
         if self.cgroup is not None:
             self.cgroup.signal_all(SIGKILL)
-            self.cgroup.destroy()
+            try:
+                self.cgroup.destroy()
+            except PyociError as e:
+                log.warning(str(e))
+                return False
+        return True
 
 
 class _DirFd:

@@ -33,6 +33,7 @@ class State(Record):
     hooks: dict[str, Any] = {}  # poststart/poststop hooks, kept for later commands
     owner: str = "root"
     own_pid_ns: bool = True  # with one, the kernel ends every process of the container with its init
+    removing: bool = False  # written before delete removes anything: a half-deleted container is stopped
 
     def oci(self) -> dict[str, Any]:
         """The state object the spec defines (runtime.md#state)."""
@@ -45,12 +46,17 @@ class State(Record):
         return out
 
 
+MAX_ID = 255  # ids name directories: NAME_MAX
+
+
 def valid_id(cid: str) -> bool:
-    return 0 < len(cid) <= 1024 and cid[0] not in ".-+" and _ID_CHARS.issuperset(cid)
+    return 0 < len(cid) <= MAX_ID and cid[0] not in ".-+" and _ID_CHARS.issuperset(cid)
 
 
 def check_id(cid: str) -> None:
     """Ids become directory names: refuse anything that could escape --root."""
+    if len(cid) > MAX_ID:
+        raise UsageError("invalid container id %r...: %d characters, more than %d" % (cid[:32], len(cid), MAX_ID))
     if not valid_id(cid):
         raise UsageError("invalid container id %r: use letters, digits and _ + . - (not starting with . or -)" % cid)
 
@@ -91,6 +97,9 @@ class Store:
         except FileExistsError:
             if not os.path.isdir(self.root):
                 raise PyociError("--root %s: not a directory" % self.root) from None
+            if self._wedged(cid):
+                raise AlreadyExists("container %r already exists, left half-created or half-deleted by a runtime "
+                                    "that died: remove it with `delete --force %s`" % (cid, cid)) from None
             raise AlreadyExists("container %r already exists" % cid) from None
         except OSError as e:
             raise PyociError("--root %s: %s" % (self.root, e.strerror)) from None
@@ -98,24 +107,47 @@ class Store:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return path, fd
 
+    def _wedged(self, cid: str) -> bool:
+        """Nobody holds the lock, yet the state says a create or delete is under way (or there is none)."""
+        try:
+            fd = os.open(self.dir(cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False  # a live command holds it
+        try:
+            st = self.load(cid)
+        except NotFound:
+            return True
+        finally:
+            os.close(fd)
+        return st.status == "creating" or st.removing
+
     def lock(self, cid: str) -> int:
-        """flock the container's directory; commands on one id serialize. Returns the fd to close."""
+        """flock the container's directory; commands on one id serialize. Returns the fd to close.
+        A directory without state.json (its runtime died) can be locked: delete --force must reach it."""
         path = self.dir(cid)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound("container %r does not exist" % cid) from None
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if not os.path.isfile(os.path.join(path, "state.json")):  # deleted while we waited
+        if os.fstat(fd).st_nlink == 0:  # removed by the delete we waited for
             os.close(fd)
             raise NotFound("container %r does not exist" % cid)
         return fd
 
     def load(self, cid: str) -> State:
+        path = self.dir(cid)
         try:
-            with open(os.path.join(self.dir(cid), "state.json"), "rb") as f:
+            with open(os.path.join(path, "state.json"), "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
+            if os.path.isdir(path):  # claimed, never saved or half removed: visible, and removable
+                return State(id=cid, bundle="", status="creating")
             raise NotFound("container %r does not exist" % cid) from None
         from pyoci import jsonio  # only now: a missing container never pays for it
 
@@ -144,16 +176,15 @@ class Store:
             raise NotFound("container %r: its saved config is unreadable: %s" % (cid, e)) from None
 
     def remove(self, cid: str) -> None:
+        """state.json goes last: until then, a runtime killed here leaves a container delete can finish."""
         path = self.dir(cid)
         try:
             names = os.listdir(path)
         except FileNotFoundError:
             return
-        for name in names:  # flat by construction: state.json, exec.sock, *.tmp
+        for name in sorted(names, key=lambda n: n == "state.json"):  # flat: state.json, exec.sock, *.tmp
             try:
                 os.unlink(os.path.join(path, name))
-            except IsADirectoryError:
-                os.rmdir(os.path.join(path, name))
             except FileNotFoundError:
                 pass
         try:
@@ -162,12 +193,13 @@ class Store:
             pass
 
     def ids(self) -> Iterator[str]:
+        """Every container directory, also one whose state.json is missing (shown as creating)."""
         try:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return
         for name in names:
-            if valid_id(name) and os.path.isfile(os.path.join(self.root, name, "state.json")):
+            if valid_id(name) and os.path.isdir(os.path.join(self.root, name)):
                 yield name
 
 
@@ -187,6 +219,8 @@ def _write_private(path: str, data: str) -> None:
 
 def refresh(st: State, state_dir: str) -> State:
     """Derive the live status: created while the exec socket waits, running while the init lives."""
+    if st.removing:
+        st.status = "stopped"
     if st.status in ("creating", "stopped") or not st.pid:
         return st
     if proc_start_time(st.pid) != st.pid_start:

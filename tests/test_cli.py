@@ -237,7 +237,7 @@ def test_kill_signal_spellings(rt: Runtime, bundle: Bundle, sig: str | None, exp
 def test_kill_bad_signal(rt: Runtime, bundle: Bundle) -> None:
     bundle.args("sleep", "30")
     with rt.container(bundle) as cid:
-        for bad in ("NOTASIGNAL", "SIGFOO", "0", "999", "-3"):
+        for bad in ("NOTASIGNAL", "SIGFOO", "999", "-3"):
             r = rt.cmd("kill", cid, bad)
             assert r.returncode != 0, bad
             assert "Traceback" not in r.stderr
