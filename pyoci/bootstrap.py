@@ -42,8 +42,18 @@ def send(sock: socket.socket, kind: str, **data: Any) -> None:
     sock.send(jsonio.dumps(data).encode())
 
 
-def recv(sock: socket.socket, expect: str | None = None) -> dict[str, Any]:
-    raw = sock.recv(1 << 20)
+# how long the runtime waits for one answer of its children (hooks running meanwhile add their timeouts)
+SETUP_TIMEOUT = 60.0
+
+
+def recv(sock: socket.socket, expect: str | None = None, timeout: float | None = SETUP_TIMEOUT) -> dict[str, Any]:
+    """The next message; the runtime's waits end after timeout (None: the config allows no bound)."""
+    sock.settimeout(timeout)
+    try:
+        raw = sock.recv(1 << 20)
+    except TimeoutError:
+        raise ContainerError("the container's set-up gave no answer %s within %d s" % (
+            "(%s)" % expect if expect else "", timeout or 0)) from None
     if not raw:
         raise ContainerError("the other side of the set-up channel went away")
     msg: dict[str, Any] = jsonio.loads(raw)
@@ -87,7 +97,7 @@ def stage1(launch: Launch) -> NoReturn:
 
         for fd in launch.extra.get("close", ()):  # the store's flock must not outlive the runtime
             os.close(fd)
-        prctl.set_pdeathsig(signal.SIGKILL)
+        _die_with_runtime(launch)
         # a host interpreter inside the container's namespaces: no ptrace, no /proc/PID/exe (CVE-2019-5736)
         prctl.set_dumpable(False)
         recv(sock, "go")
@@ -102,6 +112,7 @@ def stage1(launch: Launch) -> NoReturn:
             recv(sock, "mapped")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            _die_with_runtime(launch)  # a change of credentials clears the parent-death signal
             # /proc/self/* must stay ours to write (time offsets here, oom_score_adj in the init, which turns
             # dumpable off again at once); nothing of the container runs yet
             prctl.set_dumpable(True)
@@ -122,6 +133,10 @@ def stage1(launch: Launch) -> NoReturn:
                 exec_child(launch)
             init(launch)
         send(sock, "init", pid=pid)
+        linger = launch.extra.get("linger")
+        if linger is not None:  # until create is done: the init, its parent-death signal on us, dies with us
+            sock.close()
+            os.read(linger, 1)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything must reach the runtime as one line
         _fail(sock, e)
@@ -129,6 +144,16 @@ def stage1(launch: Launch) -> NoReturn:
 
 # what a created container's init catches (and exits on): pid 1 ignores signals it has no handler for
 _CATCH = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+
+
+def _die_with_runtime(launch: Launch) -> None:
+    """SIGKILL when our parent dies; if it already has, exit. Stage 1 dies with the runtime, the init and its
+    createContainer hooks with stage 1, which lingers until create is done (extra["linger"])."""
+    import prctl
+
+    prctl.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != launch.extra.get("parent", os.getppid()):
+        os._exit(1)
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
@@ -141,7 +166,13 @@ def init(launch: Launch) -> NoReturn:
     try:
         import prctl
 
-        prctl.set_pdeathsig(0)
+        if launch.extra.get("linger") is not None:
+            os.close(launch.extra["linger"])
+            # no check of getppid (0 in a new pid namespace): had stage 1 died already, so has the runtime,
+            # and the next recv ends us
+            prctl.set_pdeathsig(signal.SIGKILL)
+        else:
+            prctl.set_pdeathsig(0)
         proc = launch.spec.process
         if proc is not None and proc.oom_score_adj is not None:
             try:
@@ -268,6 +299,9 @@ def _setup(launch: Launch) -> None:
     _prepare_process(launch, proc)
     for sig in _CATCH:
         signal.signal(sig, _exit_on_signal)  # pid 1 ignores unhandled signals: let kill work while created
+    import prctl
+
+    prctl.set_pdeathsig(0)  # created: the init outlives stage 1 and the runtime from now on
     send(sock, "ready")
     sock.close()
 

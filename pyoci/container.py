@@ -142,6 +142,10 @@ class Container:
                    created=log.timestamp(),
                    hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")},
                    own_pid_ns=pid_ns is not None and not pid_ns.path)
+        from pyoci.bootstrap import SETUP_TIMEOUT
+        from pyoci.hooks import deadline
+
+        st.start_wait = deadline(spec.hooks["startContainer"], SETUP_TIMEOUT) or 0
         builder = _Builder(store, st, spec, state_dir)
         try:
             store.save(st)
@@ -189,8 +193,11 @@ class Container:
                 sock.send(jsonio.dumps({"type": "start", "state": st.oci()}).encode())
                 log.debug("starting container %s (pid %d)" % (self.id, st.pid))
                 try:
-                    sock.settimeout(None)
+                    sock.settimeout(st.start_wait or None)
                     data = sock.recv(1 << 20)  # EOF: the exec succeeded (the socket is close-on-exec)
+                except TimeoutError:
+                    raise ContainerError("start %s: the container's init did not exec its process within %d s"
+                                         % (self.id, st.start_wait)) from None
                 finally:
                     st.status = "running"
                     self.store.save(st)
@@ -411,6 +418,7 @@ class _Builder:
         self.store, self.st, self.spec, self.state_dir = store, st, spec, state_dir
         self.cgroup: Any = None
         self.children: list[int] = []
+        self.release = -1
 
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
               no_new_keyring: bool, systemd: bool, lock: int, subreaper: bool = False,
@@ -435,6 +443,7 @@ class _Builder:
         bootstrap.preload(spec)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        linger, self.release = os.pipe()  # stage 1 lives until we close release (or die)
         if console_path is not None:
             console = consolemod.connect(console_path)
         try:
@@ -444,7 +453,8 @@ class _Builder:
             launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                                      extra={"close": [lock], "id": st.id,
+                                      extra={"close": [lock, self.release], "id": st.id, "linger": linger,
+                                             "parent": os.getpid(),
                                              "dmz": bootstrap.load_dmz(), "preserved": list(preserved or [])})
             if subreaper:
                 import prctl
@@ -455,6 +465,7 @@ class _Builder:
                 parent.close()
                 bootstrap.stage1(launch)
             self.children.append(pid)
+            os.close(linger)
             child.close()
             listener.close()
             if console is not None:
@@ -479,10 +490,9 @@ class _Builder:
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
                     self.cgroup.add(init_pid)
-                    for other in self.children[:]:  # stage 1, and the warm-up child
-                        if other != init_pid:
-                            os.waitpid(other, 0)
-                            self.children.remove(other)
+                    for other in self.children[:-2]:  # the warm-up child
+                        os.waitpid(other, 0)
+                        self.children.remove(other)
                 elif msg["type"] == "hooks":
                     mounted = True
                 else:
@@ -495,14 +505,20 @@ class _Builder:
             hooks.run("prestart", spec.hooks["prestart"], creating)
             hooks.run("createRuntime", spec.hooks["createRuntime"], creating)
             bootstrap.send(parent, "hooks-done", state=creating)
-            bootstrap.recv(parent, "ready")
+            bootstrap.recv(parent, "ready", hooks.deadline(spec.hooks["createContainer"], bootstrap.SETUP_TIMEOUT))
             st.status = "created"
             self.store.save(st)
+            os.close(self.release)
+            self.release = -1
+            os.waitpid(pid, 0)  # stage 1 ends
+            self.children.remove(pid)
             log.debug("container %s created: init pid %d, cgroup %s" % (
                 st.id, init_pid, next(iter(self.cgroup.paths.values()), "-")))
         finally:
             parent.close()
             plan.close()
+            if self.release >= 0:
+                os.close(self.release)
 
     def abort(self) -> bool:
         """Kill whatever was started, reap it, remove the cgroup. False: something is left for delete."""

@@ -140,7 +140,10 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         os.waitpid(pid, 0)
         forward = Forwarder(target) if not detach else None
         try:
-            data = parent.recv(1 << 20)  # EOF: exec'd (the socket is close-on-exec)
+            try:
+                data = parent.recv(1 << 20)  # EOF: exec'd (the socket is close-on-exec); the recv timeout holds
+            except TimeoutError:
+                raise ContainerError("exec: the process was not exec'd within %d s" % bootstrap.SETUP_TIMEOUT) from None
             if data:
                 from pyoci import jsonio
 

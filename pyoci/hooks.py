@@ -22,7 +22,7 @@ def run(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
     data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         try:
-            _run_one(hook, data)
+            _run_one(hook, data, kind in FATAL)
         except HookError as e:
             msg = "%s hook #%d (%s): %s" % (kind, i, hook.path, e)
             if kind in FATAL:
@@ -32,30 +32,58 @@ def run(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
             log.warning(msg)
 
 
-def _run_one(hook: Hook, data: bytes) -> None:
+# poststart and poststop hooks only warn when they fail, so one without a timeout is bounded by this (runc
+# returns from start while such a hook's daemon lives on); the fatal kinds wait as long as the config says
+UNTIMED_NONFATAL = 60
+
+
+def deadline(hooks: list[Hook], base: float) -> float | None:
+    """How long a wait may last that includes these hooks: None when one of them has no timeout."""
+    if any(not h.timeout for h in hooks):
+        return None
+    return base + sum(h.timeout or 0 for h in hooks)
+
+
+def _die_with_parent() -> None:
+    """In the hook, before exec: killed when the runtime dies (its own session is for the timeout's killpg)."""
+    import prctl
+
+    parent = os.getppid()
+    prctl.set_pdeathsig(9)
+    if os.getppid() != parent:  # the runtime died before the line above
+        os._exit(1)
+
+
+def _run_one(hook: Hook, data: bytes, fatal: bool = True) -> None:
     import subprocess
 
     argv = hook.args or [hook.path]
     env = dict(e.split("=", 1) for e in hook.env if "=" in e)
-    try:
-        proc = subprocess.Popen(argv, executable=hook.path, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/", close_fds=True,
-                                start_new_session=True)
-    except OSError as e:
-        raise HookError("cannot execute: %s" % (e.strerror or e)) from None
-    try:
-        out, _ = proc.communicate(data, timeout=hook.timeout if hook.timeout else None)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
-        proc.wait()
-        raise HookError("timed out after %ds" % hook.timeout) from None
-    except BrokenPipeError:  # the hook did not read its stdin: allowed
-        out = proc.stdout.read() if proc.stdout else b""
-        proc.wait()
-    if proc.returncode != 0:
-        tail = out.decode(errors="replace").strip().splitlines()[-1:] if out else []
-        how = ("killed by signal %d" % -proc.returncode) if proc.returncode < 0 else "exit status %d" % proc.returncode
-        raise HookError(how + (": " + tail[0] if tail else ""))
+    timeout = hook.timeout or (None if fatal else UNTIMED_NONFATAL)
+    # output to a file, not a pipe: a daemon the hook leaves behind must not hold us until it exits
+    with open(os.memfd_create("hook-output", os.MFD_CLOEXEC), "w+b") as out:  # no filesystem needed
+        try:
+            proc = subprocess.Popen(argv, executable=hook.path, env=env, stdin=subprocess.PIPE, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd="/", close_fds=True, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        except OSError as e:
+            raise HookError("cannot execute: %s" % (e.strerror or e)) from None
+        try:
+            try:
+                proc.communicate(data, timeout=timeout)
+            except BrokenPipeError:  # the hook did not read its stdin: allowed
+                proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.wait()
+            raise HookError("timed out after %ds" % timeout) from None
+        if proc.returncode != 0:
+            out.seek(0)
+            text = out.read(1 << 16)
+            tail = text.decode(errors="replace").strip().splitlines()[-1:] if text else []
+            rc = proc.returncode
+            how = ("killed by signal %d" % -rc) if rc < 0 else "exit status %d" % rc
+            raise HookError(how + (": " + tail[0] if tail else ""))
 
 
 def _kill_group(pid: int) -> None:

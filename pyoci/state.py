@@ -33,6 +33,7 @@ class State(Record):
     hooks: dict[str, Any] = {}  # poststart/poststop hooks, kept for later commands
     owner: str = "root"
     own_pid_ns: bool = True  # with one, the kernel ends every process of the container with its init
+    start_wait: float = 60.0  # how long start waits for the exec (startContainer hooks' timeouts in it); 0: no bound
     removing: bool = False  # written before delete removes anything: a half-deleted container is stopped
 
     def oci(self) -> dict[str, Any]:

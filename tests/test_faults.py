@@ -210,3 +210,58 @@ def test_kill_signal_zero_checks_liveness(rt: Runtime, bundle: Bundle) -> None:
         rt.ok("kill", cid, "KILL")
         rt.wait_status(cid, "stopped")
         assert "container not running" in rt.fail("kill", cid, "0")
+
+
+# --- part 3: set-up never waits forever, hooks die with the runtime -------------------------------------------
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "poststart"])
+def test_hooks_die_with_a_killed_runtime(rt: Runtime, bundle: Bundle, tmp_path: Path, kind: str) -> None:
+    pidfile = tmp_path / "hook.pid"  # its host pid: /proc/self/stat in the host's procfs, also for createContainer
+    bundle.args("sleep", "30")
+    bundle.hook(kind, "/bin/sh", "sh", "-c", "read pid rest < /proc/self/stat; echo $pid > %s; exec sleep 100" % pidfile)
+    bundle.save()
+    cid = rt.new_id()
+    if kind == "poststart":
+        bundle.config["hooks"] = {}
+        bundle.save()
+        rt.ok("create", "--bundle", bundle.path, cid)
+        bundle.hook(kind, "/bin/sh", "sh", "-c", "read pid rest < /proc/self/stat; echo $pid > %s; exec sleep 100" % pidfile)
+        st = json.loads((rt.root / cid / "state.json").read_text())
+        st["hooks"]["poststart"] = bundle.config["hooks"]["poststart"]
+        (rt.root / cid / "state.json").write_text(json.dumps(st))
+        argv = rt.argv("start", cid)
+    else:
+        argv = rt.argv("create", "--bundle", bundle.path, cid)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        hook = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the hook to run"))
+        p.kill()
+        p.wait()
+        wait_for(lambda: not os.path.exists("/proc/%d" % hook) or
+                 Path("/proc/%d/stat" % hook).read_text().split(") ")[1][0] in "ZX", 5, what="the hook to die")
+    finally:
+        p.kill()
+        p.wait()
+        rt.ok("delete", "--force", cid)
+
+
+def test_poststart_hook_leaving_a_daemon_does_not_block_start(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.args("sleep", "30")
+    bundle.hook("poststart", "/bin/sh", "sh", "-c", "sleep 100 & echo started")
+    with rt.container(bundle) as cid:
+        t = time.monotonic()
+        rt.ok("start", cid, timeout=20)
+        assert time.monotonic() - t < 10
+
+
+def test_untimed_poststart_hook_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """poststart/poststop failures only warn (runtime.md): one without a timeout is bounded and killed; the
+    fatal kinds without a timeout wait as the config asks (a test with the real bound would take 60 s)."""
+    from pyoci import hooks
+    from pyoci.spec import Hook
+
+    monkeypatch.setattr(hooks, "UNTIMED_NONFATAL", 1)
+    t = time.monotonic()
+    hooks.run("poststart", [Hook(path="/bin/sleep", args=["sleep", "100"])], {"id": "x"})
+    assert time.monotonic() - t < 5
+    assert hooks.deadline([Hook(path="/bin/true", timeout=5)], 60) == 65
+    assert hooks.deadline([Hook(path="/bin/true")], 60) is None
