@@ -127,10 +127,10 @@ def stage1(launch: Launch) -> NoReturn:
             from pyoci.namespaces import write_time_offsets
 
             write_time_offsets(launch.spec.linux.time_offsets)
+        if launch.extra.get("exec"):
+            exec_child(launch)  # forks into the pid namespace only as pyoci-dmz
         pid = os.fork()
         if pid == 0:
-            if launch.extra.get("exec"):
-                exec_child(launch)
             init(launch)
         send(sock, "init", pid=pid)
         linger = launch.extra.get("linger")
@@ -184,7 +184,7 @@ def init(launch: Launch) -> NoReturn:
         _setup(launch)
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)
-    _wait_and_exec(launch)
+    _become(launch, sock, "wait")
 
 
 def preload(spec: Spec) -> None:
@@ -200,10 +200,19 @@ def preload(spec: Spec) -> None:
 
     process.last_cap()  # read from the host's /proc, now
 
-    if spec.hooks["createContainer"] or spec.hooks["startContainer"]:
-        import subprocess  # noqa: F401
+    if spec.hooks["createContainer"]:
+        preload_hooks()
     if spec.linux.seccomp is not None:
         from pyoci import seccomp  # noqa: F401  (loads libseccomp.so)
+
+
+def preload_hooks() -> None:
+    """What running a hook imports, for a process about to lose the host's files (setns or pivot_root)."""
+    import subprocess  # noqa: F401
+
+    import prctl  # noqa: F401
+
+    from pyoci import hooks  # noqa: F401
 
 
 def load_dmz() -> bytes:
@@ -299,11 +308,6 @@ def _setup(launch: Launch) -> None:
     _prepare_process(launch, proc)
     for sig in _CATCH:
         signal.signal(sig, _exit_on_signal)  # pid 1 ignores unhandled signals: let kill work while created
-    import prctl
-
-    prctl.set_pdeathsig(0)  # created: the init outlives stage 1 and the runtime from now on
-    send(sock, "ready")
-    sock.close()
 
 
 def _prepare_process(launch: Launch, proc: Any) -> None:
@@ -352,7 +356,7 @@ def _terminal(launch: Launch) -> None:
     console.send_fd(launch.console, master)
     os.close(master)
     launch.console.close()
-    console.make_controlling(slave)
+    console.make_controlling(slave, session=not launch.extra.get("exec"))  # exec: pyoci-dmz's child does it
     os.close(slave)
 
 
@@ -404,44 +408,29 @@ def _environment(proc: Any) -> list[str]:
     return env
 
 
-def _wait_and_exec(launch: Launch) -> NoReturn:
-    """Created: block until `start` connects to the exec socket, then become process.args."""
-    conn = None
-    try:
-        fd, _ = launch.exec_listener._accept()  # type: ignore[attr-defined]  # accept4(SOCK_CLOEXEC)
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fd)
-        launch.exec_listener.close()
-        msg = jsonio.loads(conn.recv(1 << 20) or b"{}")
-        for sig in _CATCH:
-            signal.signal(sig, signal.SIG_IGN)
-        from pyoci import hooks
+def _become(launch: Launch, sock: socket.socket, mode: str) -> NoReturn:
+    """Drop to the configured user and capabilities, close every other fd, exec pyoci-dmz from a sealed memfd.
 
-        hooks.run("startContainer", launch.spec.hooks["startContainer"], msg.get("state", {}))
-        _become(launch, conn)
-    except BaseException as e:  # noqa: BLE001
-        if conn is None:
-            os._exit(1)
-        _fail(conn, e)
-
-
-def _become(launch: Launch, conn: socket.socket) -> NoReturn:
-    """Drop to the configured user and capabilities, close every other fd, exec process.args.
-
-    conn is close-on-exec: its EOF tells the runtime the exec succeeded; an error is written to it."""
+    mode "wait" (the init of create): report "ready" on sock, then pyoci-dmz waits for `start` on the exec
+    listener and execs process.args (runc's order: the credentials are the container's while it waits).
+    mode "spawn" (`exec`, in stage 1 outside the pid namespace): pyoci-dmz forks the process into it.
+    The fd pyoci-dmz reports a failed exec on is close-on-exec: its EOF tells the runtime the exec succeeded."""
     from pyoci import process
 
     proc = launch.spec.process
     assert proc is not None
+    wait = mode == "wait"
     if launch.spec.linux.personality:
         from pyoci import syscalls
         from pyoci.syscalls import C
 
         syscalls.personality(C.PER_LINUX32 if launch.spec.linux.personality == "LINUX32" else C.PER_LINUX)
     first_free = 3 + launch.preserve_fds  # our own fds must stay clear of those we hand over
-    fd = _above(conn.detach(), first_free)
+    fd = _above((launch.exec_listener if wait else sock).detach(), first_free)
+    report: socket.socket | int = sock if wait else fd
     try:
         dmz = _above(_sealed_dmz(launch.extra["dmz"]), first_free)
-        process.close_fds({fd, dmz}, launch.extra.get("preserved", []))
+        process.close_fds({fd, dmz} | ({sock.fileno()} if wait else set()), launch.extra.get("preserved", []))
         # seccomp: without no_new_privs, loading needs CAP_SYS_ADMIN, so before the capabilities go (runc's
         # order); with it, as late as possible. Either way after the fds are closed and the memfd is made.
         seccomp = launch.spec.linux.seccomp
@@ -463,24 +452,34 @@ def _become(launch: Launch, conn: socket.socket) -> NoReturn:
 
             load_filter(seccomp)
         os.set_inheritable(fd, True)  # pyoci-dmz reports a failed exec on it, then marks it close-on-exec
-        _exec_dmz(dmz, ["pyoci-dmz", str(fd), launch.extra["exe"]] + list(proc.args), env)
+        argv0 = "pyoci-dmz-wait" if wait else "pyoci-dmz-spawn-tty" if proc.terminal else "pyoci-dmz-spawn"
+        if wait:
+            import prctl
+
+            prctl.set_pdeathsig(0)  # created: the init outlives stage 1 and the runtime from now on
+            send(sock, "ready")
+            sock.close()
+            report = -1
+        _exec_dmz(dmz, [argv0, str(fd), launch.extra["exe"]] + list(proc.args), env)
     except OSError as e:
-        _fail(fd, ContainerError("exec %s: %s" % (proc.args[0], e.strerror or e)))
+        if report == -1:
+            os._exit(127)
+        _fail(report, ContainerError("exec %s: %s" % (proc.args[0], e.strerror or e)))
     except BaseException as e:  # noqa: BLE001 - the runtime must hear about it, the fd is all we have
-        _fail(fd, e)
+        if report == -1:
+            os._exit(127)
+        _fail(report, e)
     os._exit(127)
 
 
 def exec_child(launch: Launch) -> NoReturn:
-    """`pyoci exec`: already inside the container's namespaces and cgroup; set up the process and exec."""
+    """`pyoci exec`, in stage 1: joined the container's namespaces (the pid namespace for its children only),
+    set up the process and exec pyoci-dmz, which forks it into the container: no Python there, ever."""
     sock = launch.sync
     try:
-        import prctl
-
-        prctl.set_dumpable(False)  # the container's processes must not reach this host interpreter
         proc = launch.spec.process
         assert proc is not None
         _prepare_process(launch, proc)
-        _become(launch, sock)
+        _become(launch, sock, "spawn")
     except BaseException as e:  # noqa: BLE001
         _fail(sock, e)

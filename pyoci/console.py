@@ -67,9 +67,10 @@ def recv_fd(sock: socket.socket) -> int:
     raise ContainerError("console socket: no file descriptor received")
 
 
-def make_controlling(slave: int) -> None:
-    """New session with the slave as controlling terminal and stdio."""
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+def make_controlling(slave: int, session: bool = True) -> None:
+    """The slave as stdio and (session) controlling terminal of a new session."""
+    if session:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for i in (0, 1, 2):
         os.dup2(slave, i, inheritable=True)

@@ -140,7 +140,7 @@ class Container:
         log.debug("creating container %s from bundle %s" % (cid, spec.bundle))
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
                    created=log.timestamp(),
-                   hooks={k: _hook_dicts(spec.hooks[k]) for k in ("poststart", "poststop")},
+                   hooks={k: _hook_dicts(spec.hooks[k]) for k in ("startContainer", "poststart", "poststop")},
                    own_pid_ns=pid_ns is not None and not pid_ns.path)
         from pyoci.bootstrap import SETUP_TIMEOUT
         from pyoci.hooks import deadline
@@ -181,6 +181,13 @@ class Container:
 
             from pyoci import jsonio
 
+            start_hooks = _hooks_from(st.hooks.get("startContainer", []))
+            if start_hooks:
+                try:
+                    _hooks_inside(self.store.load_config(self.id), st, start_hooks)
+                except PyociError:
+                    self._kill_everything(st)  # runtime.md: a failed startContainer hook stops the container
+                    raise
             sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
             try:
                 try:
@@ -381,6 +388,47 @@ def _check_supported(spec: Any) -> None:
         from pyoci import seccomp
 
         seccomp.check(spec.linux.seccomp)  # every translation error now, before anything is created
+
+
+def _hooks_inside(config: dict[str, Any], st: State, start_hooks: list[Any]) -> None:
+    """startContainer hooks, in the container's namespaces: run by a child of ours that joins the init's (the
+    pid namespace for its children only), so no Python process ever enters the container (CVE-2019-5736)."""
+    from pyoci import bootstrap, jsonio, namespaces, spec as specmod
+
+    linux = specmod.parse(config, st.bundle).linux
+    linux.namespaces = namespaces.of_process(linux, st.pid)
+    plan = namespaces.Plan(linux)
+    state = dict(st.oci(), pid=st.pid)
+    bootstrap.preload_hooks()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            import prctl
+
+            prctl.set_pdeathsig(SIGKILL)
+            plan.join_user()
+            plan.join_others()
+            plan.close()
+            from pyoci import hooks
+
+            hooks.run("startContainer", start_hooks, state)
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, jsonio.dumps({"message": str(e), "cls": type(e).__name__}).encode()[:4096])
+            os._exit(1)
+        os._exit(0)
+    os.close(w)
+    plan.close()
+    with open(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    if data:
+        from pyoci import errors
+
+        msg = jsonio.loads(data)
+        cls = getattr(errors, msg.get("cls", ""), None)
+        raise (cls if isinstance(cls, type) and issubclass(cls, PyociError) else ContainerError)(msg["message"])
 
 
 def _signal_pid(pid: int, start: int, sig: int) -> None:

@@ -98,9 +98,7 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     base: Spec = specmod.parse(config, st.bundle)
     base.process = proc
     base.hooks = {k: [] for k in base.hooks}
-    ns = [specmod.Namespace(n.type, "/proc/%d/ns/%s" % (st.pid, namespaces.PROC_NAME[n.type]))
-          for n in base.linux.namespaces]
-    base.linux.namespaces = ns
+    base.linux.namespaces = namespaces.of_process(base.linux, st.pid)
     plan = namespaces.Plan(base.linux)
     from pyoci.state import proc_start_time
 

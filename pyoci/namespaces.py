@@ -20,6 +20,11 @@ def clone_flag(kind: str) -> int:
             "time": C.CLONE_NEWTIME}[kind]
 
 
+def of_process(linux: Linux, pid: int) -> list[Namespace]:
+    """Every namespace of the config, as process pid has it: to join (exec, startContainer hooks)."""
+    return [Namespace(n.type, "/proc/%d/ns/%s" % (pid, PROC_NAME[n.type])) for n in linux.namespaces]
+
+
 class Plan:
     """Which namespaces to create and which to join, decided once from the spec."""
 

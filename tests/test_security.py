@@ -334,3 +334,108 @@ def test_cap_last_cap_from_the_image_is_not_trusted(rt: Runtime, bundle: Bundle)
     caps = dict(line.split(":\t") for line in lines[1:] if line)
     expected = (1 << 5) | (1 << 10) | (1 << 29)  # KILL, NET_BIND_SERVICE, AUDIT_WRITE
     assert all(int(v, 16) == expected for v in caps.values()), caps
+
+
+# --- CVE-2019-5736 class: no host executable reachable through /proc/PID/exe or map_files -------------------
+_RACER = r'''
+targets="$1"; out=/out/seen
+: > $out
+while [ ! -e /out/stop ]; do
+  for p in /proc/[0-9]*; do
+    [ "$p" = /proc/$$ ] && continue
+    for f in $p/exe $p/map_files/*; do
+      id=$(stat -L -c '%d:%i' $f 2>/dev/null) || continue
+      case " $targets " in *" $id "*)
+        exec 5<$f || continue
+        echo "got $f $id" >> $out
+        while [ -e $p/exe ] && [ "$(stat -L -c %d:%i $p/exe 2>/dev/null)" = "$id" ]; do :; done
+        (echo PWNED >> /proc/self/fd/5) 2>> $out && echo "wrote $id" >> $out
+        exec 5<&-;;
+      esac
+    done
+  done
+done
+echo done >> $out
+'''
+
+
+def _file_id(path: str) -> str:
+    st = os.stat(path)
+    return "%d:%d" % (st.st_dev, st.st_ino)
+
+
+def _host_interpreter_files() -> list[str]:
+    """The interpreter pyoci runs on and the shared libraries it maps from the Python install."""
+    import sys
+
+    files = {os.path.realpath(sys.executable)}
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "python" in path.lower() and path.startswith("/") and os.path.isfile(path):
+                files.add(path)
+    return sorted(files)
+
+
+def _all_caps_racer(bundle: Bundle, targets: list[str]) -> Path:
+    from pyoci.process import CAPABILITIES
+
+    caps = [c for c in CAPABILITIES if c != "CAP_SYS_RESOURCE"]  # not in this host's bounding set
+    bundle.process["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    rootfs = bundle.private_rootfs()
+    (rootfs / "race.sh").write_text(_RACER)
+    (rootfs / "out").mkdir(exist_ok=True)
+    bundle.args("sh", "/race.sh", " ".join(targets))
+    return rootfs / "out"
+
+
+def _stop_racer(out: Path) -> str:
+    (out / "stop").write_text("")
+    wait_for(lambda: "done" in (out / "seen").read_text(), 20, what="the racer to stop")
+    return (out / "seen").read_text()
+
+
+def test_exec_never_shows_the_host_interpreter(rt: Runtime, bundle: Bundle) -> None:
+    """A container with every capability (CAP_SYS_PTRACE, CAP_SYS_ADMIN for map_files) races /proc/*/exe
+    and /proc/*/map_files/* of everything it can see while `exec` runs 20 times."""
+    files = _host_interpreter_files()
+    before = [(Path(f).read_bytes(), os.stat(f).st_mtime_ns) for f in files]
+    out = _all_caps_racer(bundle, [_file_id(f) for f in files])
+    with rt.container(bundle) as cid:
+        rt.ok("start", cid)
+        wait_for(lambda: (out / "seen").exists())
+        for _ in range(20):
+            rt.ok("exec", cid, "true")
+        seen = _stop_racer(out)
+    assert "got" not in seen, seen
+    assert [(Path(f).read_bytes(), os.stat(f).st_mtime_ns) for f in files] == before
+
+
+def test_created_init_shows_no_host_file(rt: Runtime, bundle: Bundle) -> None:
+    files = _host_interpreter_files()
+    bundle.args("sleep", "30")
+    with rt.container(bundle) as cid:
+        out = rt.ok("exec", "--cap", "CAP_SYS_PTRACE", "--cap", "CAP_SYS_ADMIN", cid, "sh", "-c",
+                    "for f in /proc/1/exe /proc/1/map_files/*; do stat -L -c %d:%i $f; done").stdout.split()
+    assert out, "exe and map_files were readable"
+    assert not set(out) & {_file_id(f) for f in files}
+
+
+def test_exe_race_control_works_on_an_unprotected_process(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """The control: the same racer, given a host binary run in the container's pid namespace without any
+    protection (nsenter), grabs it and writes it once it exits. So the tests above would see a leak."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(Path("/bin/sleep").read_bytes())
+    victim.chmod(0o755)
+    out = _all_caps_racer(bundle, [_file_id(str(victim))])
+    with rt.container(bundle) as cid:
+        rt.ok("start", cid)
+        wait_for(lambda: (out / "seen").exists())
+        pid = rt.state(cid)["pid"]
+        for _ in range(5):
+            subprocess.run(["nsenter", "-t", str(pid), "-p", "--", str(victim), "0.3"], check=True)
+            if "wrote" in (out / "seen").read_text():
+                break
+        wait_for(lambda: "wrote" in (out / "seen").read_text(), 5, what="the control attack")
+        _stop_racer(out)
+    assert victim.read_bytes().endswith(b"PWNED\n")
