@@ -273,7 +273,12 @@ def _setup(launch: Launch) -> None:
         rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths).mount_all()
         devices.create_devices(spec, rootfd, userns)
     send(sock, "hooks")
-    state = recv(sock, "hooks-done")["state"]  # also: the runtime has put us in our cgroup
+    pid = recv(sock, "hooks-done")["pid"]  # also: the runtime has put us in our cgroup
+    # the state is built here, not sent: annotations may be larger than one message can carry
+    from pyoci.state import State
+
+    state = dict(State(id=launch.extra.get("id", ""), bundle=spec.bundle, annotations=spec.annotations).oci(),
+                 pid=pid)
     if "cgroup" in plan.new:
         from pyoci import syscalls
         from pyoci.namespaces import clone_flag

@@ -197,7 +197,7 @@ class Container:
                     raise InvalidState("container %r is not waiting to start (its init is gone)" % self.id) from None
                 os.unlink(os.path.join(self.dir, EXEC_SOCKET))
                 running = dict(st.oci(), status="running")
-                sock.send(jsonio.dumps({"type": "start", "state": st.oci()}).encode())
+                sock.send(b'{"type": "start"}')  # pyoci-dmz execs on it (the state may be too big for a message)
                 log.debug("starting container %s (pid %d)" % (self.id, st.pid))
                 try:
                     sock.settimeout(st.start_wait or None)
@@ -552,7 +552,7 @@ class _Builder:
             creating["pid"] = init_pid
             hooks.run("prestart", spec.hooks["prestart"], creating)
             hooks.run("createRuntime", spec.hooks["createRuntime"], creating)
-            bootstrap.send(parent, "hooks-done", state=creating)
+            bootstrap.send(parent, "hooks-done", pid=init_pid)
             bootstrap.recv(parent, "ready", hooks.deadline(spec.hooks["createContainer"], bootstrap.SETUP_TIMEOUT))
             st.status = "created"
             self.store.save(st)

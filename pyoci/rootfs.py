@@ -88,8 +88,10 @@ def open_in_root(rootfd: int, path: str, flags: int = O_PATH, nofollow: bool = F
     return syscalls.openat2(rootfd, path.lstrip("/") or ".", flags, resolve)
 
 
-def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False) -> int:
-    """mkdir -p inside the rootfs, by fd, one component at a time; returns an O_PATH fd of the directory."""
+def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False, depth: int = 0) -> int:
+    """mkdir -p inside the rootfs, by fd, one component at a time; returns an O_PATH fd of the directory.
+    A symlink on the way to a directory that does not exist yet is followed within the rootfs: its target
+    is made first (as the kernel would resolve it with the rootfs as /)."""
     parts = [p for p in inside(path).split("/") if p]
     cur = os.dup(rootfd)
     try:
@@ -100,9 +102,13 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False)
             except FileNotFoundError:
                 try:
                     os.mkdir(name, mode, dir_fd=cur)
-                except FileExistsError:
-                    raise ContainerError("%s: %s is a dangling symlink or was just created" % (path, sub)) from None
-                fd = open_in_root(rootfd, sub, O_PATH | os.O_DIRECTORY, nofollow=True)
+                    fd = os.open(name, O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cur)  # what we just made
+                except FileExistsError:  # a symlink to what does not exist yet (var/run -> ../run)
+                    target = None if nofollow or depth > 40 else _link_target(rootfd, cur, name)
+                    if target is None:
+                        raise ContainerError("%s: %s is a dangling symlink or was just created" % (path, sub)) from None
+                    os.close(mkdir_all(rootfd, target, mode, depth=depth + 1))  # made inside the rootfs
+                    fd = open_in_root(rootfd, sub, O_PATH | os.O_DIRECTORY)
             except NotADirectoryError:
                 raise ContainerError("%s: /%s is not a directory in the rootfs" % (path, sub)) from None
             except OSError as e:
@@ -115,6 +121,20 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755, nofollow: bool = False)
     except BaseException:
         os.close(cur)
         raise
+
+
+def _link_target(rootfd: int, parent: int, name: str) -> str | None:
+    """Where symlink parent/name points, as a path inside the rootfs (None: not a symlink)."""
+    try:
+        link = os.readlink(name, dir_fd=parent)
+    except OSError:
+        return None
+    if not link.startswith("/"):
+        root = os.readlink(fdpath(rootfd))
+        here = os.readlink(fdpath(parent))
+        base = "/" + os.path.relpath(here, root) if here != root else "/"
+        link = os.path.join(base, link)
+    return os.path.normpath("/" + link.lstrip("/"))  # '..' above / stays at /, as RESOLVE_IN_ROOT has it
 
 
 def ensure_file(rootfd: int, path: str, nofollow: bool = False) -> int:
@@ -185,6 +205,13 @@ class Mounter:
             return
         if m.type == "cgroup":
             self._cgroup(dest, flags, data)
+            return
+        if m.type == "cgroup2":  # the container's own cgroup, read-only unless "rw" is asked (as runc)
+            unified = next((h.mountpoint for h in _hierarchies() if h.version == 2), None)
+            if unified is None:
+                raise ContainerError("mounts: %s: no cgroup v2 hierarchy on this host" % m.destination)
+            ro = 0 if "rw" in m.options else C.MS_RDONLY
+            self._bind_cgroup(self.cgroup_paths.get("", unified), dest, flags | ro)
             return
         strict = m.type in ("proc", "sysfs")  # only on real directories: CVE-2019-16884 and friends
         fd = _not_over_procfs(mkdir_all(self.rootfd, dest, nofollow=strict), dest)
@@ -267,6 +294,12 @@ class Mounter:
             syscalls.mount(None, fdpath(fd), None, C.MS_BIND | C.MS_REMOUNT | flags | _locked(fd))
         finally:
             os.close(fd)
+
+
+def _hierarchies() -> list:  # type: ignore[type-arg]
+    from pyoci.cgroups import hierarchies
+
+    return hierarchies()
 
 
 def _locked(fd: int) -> int:

@@ -930,12 +930,51 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+MAX_JSON = 64 << 20  # config.json and --process files: bigger is refused unread (runc reads without bound)
+MAX_DEPTH = 500  # JSON nesting: deeper would exhaust Python's recursion (the spec's own schema needs ~8)
+
+
+def _hostile_strings(obj: object, shown: str) -> list[Problem]:
+    """A NUL byte cannot reach the kernel (paths, args, options are C strings): name the first field that
+    has one. And refuse nesting deeper than MAX_DEPTH, which later steps could not walk. Iterative."""
+    stack: list[tuple[object, str, int]] = [(obj, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return [Problem(where, f"{shown}: nested deeper than {MAX_DEPTH} levels")]
+        if isinstance(value, str):
+            if "\0" in value:
+                return [Problem(where, "contains a NUL byte")]
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                path = f"{where}.{k}" if where else k
+                if "\0" in k:
+                    return [Problem(where, f"key {k!r} contains a NUL byte")]
+                stack.append((v, path, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+    return []
+
+
 def load_json(path: str | os.PathLike) -> tuple[object, list[Problem]]:
     """Read a JSON file; any failure becomes a Problem ("" path) instead of an exception."""
     shown = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        # O_NONBLOCK: a FIFO must not hang us; only a regular file of bounded size is read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            import stat
+
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(st.st_mode):
+                return None, [Problem("", f"{shown} is not a regular file")]
+            if st.st_size > MAX_JSON:
+                return None, [Problem("", f"{shown} is {st.st_size} bytes, more than pyoci reads ({MAX_JSON})")]
+            data = f.read(MAX_JSON + 1)
+            if len(data) > MAX_JSON:
+                return None, [Problem("", f"{shown} is more than {MAX_JSON} bytes, more than pyoci reads")]
     except FileNotFoundError:
         return None, [Problem("", f"{shown} does not exist")]
     except IsADirectoryError:
@@ -951,17 +990,21 @@ def load_json(path: str | os.PathLike) -> tuple[object, list[Problem]]:
     from pyoci import jsonio
 
     try:
-        return jsonio.loads(text), []  # without the json package (and the re/enum imports it brings)
+        obj = jsonio.loads(text)  # without the json package (and the re/enum imports it brings)
     except (ValueError, RecursionError):
         pass
+    else:
+        return obj, _hostile_strings(obj, shown)
     import json  # a broken file: the json package says where
 
     try:
         return json.loads(text, parse_constant=_reject_constant), []
     except json.JSONDecodeError as exc:
         return None, [Problem("", f"{shown} is not valid JSON: line {exc.lineno}:{exc.colno}: {exc.msg}")]
-    except (ValueError, RecursionError) as exc:
-        # NaN/Infinity, integers longer than 4300 digits, absurd nesting
+    except RecursionError:
+        return None, [Problem("", f"{shown}: nested deeper than {MAX_DEPTH} levels")]
+    except ValueError as exc:
+        # NaN/Infinity, integers longer than 4300 digits
         return None, [Problem("", f"{shown} is not valid JSON: {_show(str(exc), 120)}")]
 
 

@@ -439,3 +439,52 @@ def test_exe_race_control_works_on_an_unprotected_process(rt: Runtime, bundle: B
         wait_for(lambda: "wrote" in (out / "seen").read_text(), 5, what="the control attack")
         _stop_racer(out)
     assert victim.read_bytes().endswith(b"PWNED\n")
+
+
+# --- paths and mounts (issue 8, part 5) ----------------------------------------------------------------------
+@pytest.mark.parametrize("link,dest", [("../run", "/var/run/secrets/kubernetes.io/serviceaccount"),
+                                       ("/etc/conf", "/conf/app")])
+def test_mount_below_an_in_rootfs_symlink_to_missing_dirs(rt: Runtime, bundle: Bundle, hostdir: Path, link: str,
+                                                         dest: str) -> None:
+    """Debian images have var/run -> ../run; the missing directories are made inside the rootfs."""
+    rootfs = bundle.private_rootfs()
+    name = dest.split("/")[1] if link.startswith("/") else "var/run"
+    (rootfs / name).parent.mkdir(parents=True, exist_ok=True)
+    if (rootfs / name).is_symlink() or (rootfs / name).exists():
+        subprocess.run(["rm", "-rf", str(rootfs / name)], check=True)
+    for d in ("run", "etc/conf"):
+        subprocess.run(["rm", "-rf", str(rootfs / d)], check=True)
+    (rootfs / name).symlink_to(link)
+    bundle.bind(hostdir, dest, "ro")
+    out = rt.sh(bundle, "cat %s/marker" % dest)
+    assert "host marker" in out
+    made = rootfs / ("run/secrets/kubernetes.io/serviceaccount" if name == "var/run" else "etc/conf/app")
+    assert made.is_dir() and not made.is_symlink()
+
+
+def test_cgroup2_mount_is_the_containers_own_and_read_only(rt: Runtime, bundle: Bundle) -> None:
+    bundle.add_mount("/sys/fs/cgroup", type="cgroup2", source="cgroup2", options=["nosuid", "noexec", "nodev"])
+    bundle.sh("grep ' /sys/fs/cgroup ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/x 2>&1; true")
+    out = rt.run(bundle).stdout
+    line = out.splitlines()[0].split()
+    assert line[3] == "/", line  # the container's cgroup, its cgroup namespace's root (the host's shows "/..")
+    assert "ro" in line[5].split(","), line
+    assert "Read-only file system" in out
+
+
+def test_created_init_holds_none_of_the_callers_fds(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.args("sleep", "30")
+    bundle.save()
+    cid = rt.new_id()
+    with open(tmp_path / "fd-a", "w") as a, open(tmp_path / "fd-b", "w") as b:
+        os.set_inheritable(a.fileno(), True)
+        os.set_inheritable(b.fileno(), True)
+        r = subprocess.run(rt.argv("create", "--bundle", bundle.path, cid), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False)
+    try:
+        assert r.returncode == 0
+        pid = rt.state(cid)["pid"]
+        targets = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+        assert not [t for t in targets if str(tmp_path) in t], targets
+    finally:
+        rt.cmd("delete", "--force", cid)
