@@ -1,8 +1,10 @@
 """What runs in the processes the runtime forks: the namespace stage and the container's init.
 
 Stage 1 (a fork of the runtime) joins and creates namespaces, then forks the init, which becomes pid 1 of a
-new pid namespace. The init prepares the rootfs, reports ``ready`` and blocks on the exec socket until
-``start`` connects; then it runs startContainer hooks, drops privileges and execs ``process.args``.
+new pid namespace, prepares the rootfs, drops to the container's credentials, reports ``ready`` and execs
+pyoci-dmz from a sealed memfd: that waits for ``start`` on the exec socket and execs ``process.args``. For
+``exec``, stage 1 does the set-up itself, outside the pid namespace, and pyoci-dmz forks the process into
+it: no process a container can see is ever the host's interpreter (CVE-2019-5736).
 Runtime and children talk over a SOCK_SEQPACKET pair with one JSON message per packet.
 """
 from __future__ import annotations

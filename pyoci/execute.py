@@ -1,8 +1,8 @@
 """`exec`: run another process in a created or running container (runc exec).
 
 The process is built like runc builds it: from --process FILE, or from the container's own process with
-the command line's overrides. A forked stage joins the container's cgroup and namespaces and forks the
-process, which sets itself up and execs through pyoci-dmz; the runtime waits for it unless --detach.
+the command line's overrides. A forked stage joins the container's cgroup and namespaces, sets the process up
+and execs pyoci-dmz, which forks it into the pid namespace; the runtime waits for it unless --detach.
 """
 from __future__ import annotations
 

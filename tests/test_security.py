@@ -488,3 +488,14 @@ def test_created_init_holds_none_of_the_callers_fds(rt: Runtime, bundle: Bundle,
         assert not [t for t in targets if str(tmp_path) in t], targets
     finally:
         rt.cmd("delete", "--force", cid)
+
+
+def test_no_pivot_fresh_procfs_shows_only_the_container(rt: Runtime, bundle: Bundle) -> None:
+    """--no-pivot (MS_MOVE + chroot): the host's /proc stays in the mount namespace under the rootfs; a procfs
+    mounted from inside must show the container's pid namespace only."""
+    bundle.process["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+    bundle.add_mount("/mnt", type="tmpfs", source="tmpfs")
+    bundle.sh("mount -t proc none /mnt && ls /mnt | grep -c '^[0-9]'")
+    r = rt.run(bundle, None, "--no-pivot")
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) <= 4, r.stdout
