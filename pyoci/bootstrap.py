@@ -60,18 +60,23 @@ def recv(sock: socket.socket, expect: str | None = None, timeout: float | None =
         raise ContainerError("the other side of the set-up channel went away")
     msg: dict[str, Any] = jsonio.loads(raw)
     if msg["type"] == "error":
-        from pyoci import errors
-
-        cls = getattr(errors, msg.get("cls", ""), None)
-        if not (isinstance(cls, type) and issubclass(cls, PyociError)):
-            cls = ContainerError
-        raise cls(msg["message"])
+        raise error_from(msg)
     if expect and msg["type"] != expect:
         raise ContainerError("set-up protocol: expected %r, got %r" % (expect, msg["type"]))
     return msg
 
 
-def _fail(sock: socket.socket | int, e: BaseException) -> NoReturn:
+def error_from(msg: dict[str, Any]) -> PyociError:
+    """The exception a child reported with fail()."""
+    from pyoci import errors
+
+    cls = getattr(errors, msg.get("cls", ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, PyociError)):
+        cls = ContainerError
+    return cls(msg["message"])  # type: ignore[no-any-return]
+
+
+def fail(sock: socket.socket | int, e: BaseException) -> NoReturn:
     """Report e to the runtime as one error message (over a socket object or a raw fd) and exit."""
     if isinstance(e, PyociError):
         msg = {"message": str(e), "cls": type(e).__name__}
@@ -141,7 +146,7 @@ def stage1(launch: Launch) -> NoReturn:
             os.read(linger, 1)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything must reach the runtime as one line
-        _fail(sock, e)
+        fail(sock, e)
 
 
 # what a created container's init catches (and exits on): pid 1 ignores signals it has no handler for
@@ -185,7 +190,7 @@ def init(launch: Launch) -> NoReturn:
         prctl.set_dumpable(False)  # nothing in the container may ptrace or open /proc/1/* of the runtime
         _setup(launch)
     except BaseException as e:  # noqa: BLE001
-        _fail(sock, e)
+        fail(sock, e)
     _become(launch, sock, "wait")
 
 
@@ -471,11 +476,11 @@ def _become(launch: Launch, sock: socket.socket, mode: str) -> NoReturn:
     except OSError as e:
         if report == -1:
             os._exit(127)
-        _fail(report, ContainerError("exec %s: %s" % (proc.args[0], e.strerror or e)))
+        fail(report, ContainerError("exec %s: %s" % (proc.args[0], e.strerror or e)))
     except BaseException as e:  # noqa: BLE001 - the runtime must hear about it, the fd is all we have
         if report == -1:
             os._exit(127)
-        _fail(report, e)
+        fail(report, e)
     os._exit(127)
 
 
@@ -489,4 +494,4 @@ def exec_child(launch: Launch) -> NoReturn:
         _prepare_process(launch, proc)
         _become(launch, sock, "spawn")
     except BaseException as e:  # noqa: BLE001
-        _fail(sock, e)
+        fail(sock, e)

@@ -415,8 +415,7 @@ def _hooks_inside(config: dict[str, Any], st: State, start_hooks: list[Any]) -> 
 
             hooks.run("startContainer", start_hooks, state)
         except BaseException as e:  # noqa: BLE001
-            os.write(w, jsonio.dumps({"message": str(e), "cls": type(e).__name__}).encode()[:4096])
-            os._exit(1)
+            bootstrap.fail(w, e)
         os._exit(0)
     os.close(w)
     plan.close()
@@ -424,11 +423,7 @@ def _hooks_inside(config: dict[str, Any], st: State, start_hooks: list[Any]) -> 
         data = f.read()
     os.waitpid(pid, 0)
     if data:
-        from pyoci import errors
-
-        msg = jsonio.loads(data)
-        cls = getattr(errors, msg.get("cls", ""), None)
-        raise (cls if isinstance(cls, type) and issubclass(cls, PyociError) else ContainerError)(msg["message"])
+        raise bootstrap.error_from(jsonio.loads(data))
 
 
 def _signal_pid(pid: int, start: int, sig: int) -> None:
@@ -483,7 +478,8 @@ class _Builder:
             raise ContainerError("linux.cgroupsPath %r: the cgroup %s is frozen" % (
                 spec.linux.cgroups_path, next(iter(cg.paths.values()), "")))
         cg.apply(spec.linux.resources or {})
-        self.children.append(_warm_cgroup_attach(cg))
+        warm = _warm_cgroup_attach(cg)
+        self.children.append(warm)
         import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
 
         from pyoci import bootstrap, console as consolemod, hooks, namespaces
@@ -538,9 +534,8 @@ class _Builder:
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
                     self.cgroup.add(init_pid)
-                    for other in self.children[:-2]:  # the warm-up child
-                        os.waitpid(other, 0)
-                        self.children.remove(other)
+                    os.waitpid(warm, 0)
+                    self.children.remove(warm)
                 elif msg["type"] == "hooks":
                     mounted = True
                 else:
