@@ -74,6 +74,7 @@ def test_killed_at_random_instants_delete_force_removes_everything(rt: Runtime, 
         took[step[0]] = time.monotonic() - t
     rng = random.Random(8)
     cycles, killed, problems = 200, 0, []
+    by_step = dict.fromkeys(took, 0)
     deadline = time.monotonic() + 50
     for n in range(cycles):
         if time.monotonic() > deadline:
@@ -86,7 +87,9 @@ def test_killed_at_random_instants_delete_force_removes_everything(rt: Runtime, 
             if i == victim:
                 time.sleep(rng.uniform(0, took[step[0]] * 1.2))
                 p.kill()
-                killed += p.wait() == -9
+                if p.wait() == -9:
+                    killed += 1
+                    by_step[step[0]] += 1
                 break
             p.wait()
         r = rt.cmd("delete", "--force", cid)
@@ -101,6 +104,8 @@ def test_killed_at_random_instants_delete_force_removes_everything(rt: Runtime, 
                  for pid in _children()]
         if left:
             problems.append("cycle %d, %s killed: %s" % (n, steps[victim][0], left))
+    print("fault injection: %d cycles, %d commands killed mid-way %s, %d with leftovers"
+          % (n + 1, killed, by_step, len(problems)))
     assert n + 1 >= 150, "only %d cycles in time" % (n + 1)
     assert killed >= (n + 1) // 2, "most commands must die mid-way: %d of %d" % (killed, n + 1)
     assert not problems, "\n".join(problems[:10])
