@@ -218,31 +218,41 @@ def test_kill_signal_zero_checks_liveness(rt: Runtime, bundle: Bundle) -> None:
 
 
 # --- part 3: set-up never waits forever, hooks die with the runtime -------------------------------------------
-@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "poststart"])
-def test_hooks_die_with_a_killed_runtime(rt: Runtime, bundle: Bundle, tmp_path: Path, kind: str) -> None:
-    pidfile = tmp_path / "hook.pid"  # its host pid: /proc/self/stat in the host's procfs, also for createContainer
+def _pids_running(argv: list[str]) -> list[int]:
+    want = ("\0".join(argv) + "\0").encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if Path("/proc", name, "cmdline").read_bytes() == want:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"])
+def test_hooks_die_with_a_killed_runtime(rt: Runtime, bundle: Bundle, kind: str) -> None:
+    marker = ["sleep", "%d" % (100000 + os.getpid() % 1000 * 100 + len(kind))]  # found by its command line
     bundle.args("sleep", "30")
-    bundle.hook(kind, "/bin/sh", "sh", "-c", "read pid rest < /proc/self/stat; echo $pid > %s; exec sleep 100" % pidfile)
-    bundle.save()
     cid = rt.new_id()
-    if kind == "poststart":
-        bundle.config["hooks"] = {}
-        bundle.save()
-        rt.ok("create", "--bundle", bundle.path, cid)
-        bundle.hook(kind, "/bin/sh", "sh", "-c", "read pid rest < /proc/self/stat; echo $pid > %s; exec sleep 100" % pidfile)
+    hook = {"path": "/bin/sleep", "args": marker}
+    if kind in ("startContainer", "poststart"):  # the command killed is start
+        rt.create(bundle, cid)
         st = json.loads((rt.root / cid / "state.json").read_text())
-        st["hooks"]["poststart"] = bundle.config["hooks"]["poststart"]
+        st["hooks"][kind] = [hook]
         (rt.root / cid / "state.json").write_text(json.dumps(st))
         argv = rt.argv("start", cid)
     else:
+        bundle.config.setdefault("hooks", {})[kind] = [hook]
+        bundle.save()
         argv = rt.argv("create", "--bundle", bundle.path, cid)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        hook = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the hook to run"))
+        (pid,) = wait_for(lambda: _pids_running(marker), what="the hook to run")
         p.kill()
         p.wait()
-        wait_for(lambda: not os.path.exists("/proc/%d" % hook) or
-                 Path("/proc/%d/stat" % hook).read_text().split(") ")[1][0] in "ZX", 5, what="the hook to die")
+        wait_for(lambda: not _pids_running(marker), 5, what="the hook to die")
     finally:
         p.kill()
         p.wait()
