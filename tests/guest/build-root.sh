@@ -1,0 +1,113 @@
+#!/bin/sh
+# Build (once) and cache the root filesystem of the user-mode-Linux guest that runs tests/v2 on a pure cgroup v2
+# kernel. The root lives outside the checkout: $PYOCI_GUEST_CACHE (default /var/cache/pyoci-guest)/root.
+#
+#   tests/guest/build-root.sh           build if missing or out of date, print the root's path
+#   tests/guest/build-root.sh --force   rebuild
+#
+# Installs user-mode-linux and debootstrap on the host if they are missing (Debian 12). The root is
+# `debootstrap --variant=minbase` of $PYOCI_GUEST_SUITE (bookworm) from $PYOCI_GUEST_MIRROR with the packages
+# below, plus the UML kernel's modules and the guest's init (tests/guest/init.sh, refreshed on every call).
+# A stamp file (root/.pyoci-guest-stamp) records a key over everything the root is built from; the root is
+# rebuilt only when that key changes. The build goes to a temporary directory that replaces the old root only
+# when complete, under a lock, so an interrupted build never leaves a half root behind.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${PYOCI_GUEST_CACHE:-/var/cache/pyoci-guest}
+suite=${PYOCI_GUEST_SUITE:-bookworm}
+mirror=${PYOCI_GUEST_MIRROR:-http://deb.debian.org/debian}
+# What runs inside: the host's venv (its interpreter's shared libraries come from the guest's /usr/lib), the
+# busybox the tests build their container rootfs from, and the tools the init and the tests call.
+packages="python3 procps iproute2 busybox-static kmod util-linux mount libseccomp2 libcap2 libffi8 libssl3 libsqlite3-0
+libbz2-1.0 liblzma5 libreadline8 libncursesw6 libuuid1 zlib1g libexpat1 libtirpc3 libnsl2"
+format=1   # bump when the steps below change in a way the key does not see
+
+force=0
+[ "${1:-}" = "--force" ] && force=1
+
+die() { echo "build-root: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot)"
+
+need=""
+command -v linux.uml >/dev/null 2>&1 || need="$need user-mode-linux"
+command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
+if [ -n "$need" ]; then
+    echo "build-root: installing$need" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >&2
+fi
+
+kver=$(linux.uml --version 2>/dev/null | head -n1 | tr -d '[:space:]')
+[ -n "$kver" ] || die "cannot read the version of linux.uml"
+moddir=/usr/lib/uml/modules/$kver
+[ -d "$moddir" ] || die "$moddir missing (user-mode-linux package incomplete?)"
+
+key=$(printf '%s\n' "format=$format" "suite=$suite" "mirror=$mirror" "uml=$kver" \
+      "uml-pkg=$(dpkg-query -W -f='${Version}' user-mode-linux 2>/dev/null || echo none)" \
+      "packages=$(echo $packages | tr ' ' '\n' | sort | tr '\n' ' ')" | sha256sum | cut -c1-16)
+
+root=$cache/root
+stamp=$root/.pyoci-guest-stamp
+mkdir -p "$cache"
+
+install_init() {  # refreshed on every call; an atomic rename so a running guest never sees half a file
+    install -m 0755 "$here/init.sh" "$1/sbin/pyoci-guest-init.tmp.$$"
+    mv -f "$1/sbin/pyoci-guest-init.tmp.$$" "$1/sbin/pyoci-guest-init"
+}
+
+exec 9>"$cache/.lock"
+flock 9
+
+if [ "$force" = 0 ] && [ -f "$stamp" ] && [ "$(sed -n 's/^key=//p' "$stamp")" = "$key" ]; then
+    install_init "$root"
+    echo "$root"
+    exit 0
+fi
+
+start=$(date +%s)
+tmp=$(mktemp -d "$cache/root.new.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
+echo "build-root: debootstrap $suite into $tmp (key $key)" >&2
+includes=$(echo $packages | tr ' ' ',')
+if ! debootstrap --variant=minbase --include="$includes" "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
+    tail -n 30 "$cache/debootstrap.log" >&2
+    die "debootstrap failed (log: $cache/debootstrap.log)"
+fi
+for p in $packages; do
+    chroot "$tmp" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || die "package $p missing from the root"
+done
+
+# The kernel's modules (overlay, veth, ...) for modprobe inside.
+mkdir -p "$tmp/usr/lib/modules"
+cp -a "$moddir" "$tmp/usr/lib/modules/$kver"
+
+# Mount points the init needs; a quiet, self-contained system.
+mkdir -p "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/tmp" "$tmp/run" "$tmp/var/tmp" "$tmp/pyoci-run"
+echo pyoci-guest > "$tmp/etc/hostname"
+: > "$tmp/etc/fstab"
+rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* 2>/dev/null || true
+install_init "$tmp"
+
+{
+    echo "key=$key"
+    echo "suite=$suite"
+    echo "mirror=$mirror"
+    echo "uml=$kver"
+    echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "seconds=$(( $(date +%s) - start ))"
+} > "$tmp/.pyoci-guest-stamp"
+chroot "$tmp" dpkg-query -W -f='${Package} ${Version}\n' > "$tmp/.pyoci-guest-packages"
+
+if [ -e "$root" ]; then
+    mv "$root" "$cache/root.old.$$"
+    mv "$tmp" "$root"
+    rm -rf "$cache/root.old.$$"
+else
+    mv "$tmp" "$root"
+fi
+trap - EXIT
+echo "build-root: built $root in $(( $(date +%s) - start ))s" >&2
+echo "$root"
