@@ -6,13 +6,20 @@ PY     := $(VENV)/bin/python
 ROOTFS := bundles/busybox/rootfs
 APT    := libcap-dev libseccomp-dev busybox-static runc iproute2
 
-.PHONY: run test deps install rootfs bench conformance
+.PHONY: run test test-v2 deps install rootfs bench conformance
 run: install rootfs
 	cd bundles/busybox && ../../$(VENV)/bin/pyoci run demo-$$$$
 
+# the host's suite, then tests/v2 inside a pure cgroup v2 guest (user-mode Linux; see tests/guest/README.md),
+# which fails loudly when the guest cannot be built or booted
 test: install rootfs
 	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; rc=1; fi; \
+	tests/guest/run-v2; v2=$$?; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$v2
+
+test-v2: install rootfs
+	tests/guest/run-v2
 
 deps:
 	@missing=""; for p in $(APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
