@@ -207,7 +207,9 @@ class Mounter:
             self._cgroup(dest, flags, data)
             return
         if m.type == "cgroup2":  # the container's own cgroup, read-only unless "rw" is asked (as runc)
-            unified = next((h.mountpoint for h in _hierarchies() if h.version == 2), None)
+            from pyoci.cgroups import hierarchies
+
+            unified = next((h.mountpoint for h in hierarchies() if h.version == 2), None)
             if unified is None:
                 raise ContainerError("mounts: %s: no cgroup v2 hierarchy on this host" % m.destination)
             ro = 0 if "rw" in m.options else C.MS_RDONLY
@@ -294,12 +296,6 @@ class Mounter:
             syscalls.mount(None, fdpath(fd), None, C.MS_BIND | C.MS_REMOUNT | flags | _locked(fd))
         finally:
             os.close(fd)
-
-
-def _hierarchies() -> list:  # type: ignore[type-arg]
-    from pyoci.cgroups import hierarchies
-
-    return hierarchies()
 
 
 def _locked(fd: int) -> int:
