@@ -376,14 +376,6 @@ def _check_supported(spec: Any) -> None:
         if value:
             raise NotSupported("%s: LSM labels are not applied by pyoci yet (running without would be weaker "
                                "than asked)" % field)
-    caps = spec.process.capabilities
-    if caps is not None and "CAP_MKNOD" in caps.bounding:
-        from pyoci.cgroups import hierarchies
-
-        if all(h.version == 2 for h in hierarchies()):
-            raise NotSupported("linux.resources.devices: device rules are not enforced on a cgroup v2 host yet "
-                               "(that needs an eBPF program): without them CAP_MKNOD would reach every device; "
-                               "drop it from process.capabilities.bounding")
     if spec.linux.seccomp is not None:
         from pyoci import seccomp
 

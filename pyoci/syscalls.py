@@ -1,7 +1,9 @@
 """Narrow Python interface over the cffi layer: every call raises OSError with errno, like os.* does."""
 from __future__ import annotations
 
+import errno
 import os
+import struct
 
 from pyoci._native import ffi, lib
 
@@ -80,3 +82,59 @@ def join_session_keyring(name: str) -> int:
 
 def personality(persona: int) -> None:
     _check(lib.personality(persona), "personality")
+
+
+# bpf(2): union bpf_attr laid out with struct (each command reads its own prefix of the union; the rest is 0)
+_BPF_ATTR_SIZE = 128
+
+
+def _bpf(cmd: int, attr: bytearray, what: str) -> int:
+    attr.extend(bytes(_BPF_ATTR_SIZE - len(attr)))
+    return _check(lib.pyoci_bpf(cmd, ffi.from_buffer(attr), len(attr)), what)
+
+
+def _address(buf: object) -> int:
+    return int(ffi.cast("uintptr_t", buf))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: bytes, attach_type: int = 0,
+                  name: bytes = b"") -> tuple[int, str]:
+    """(program fd, '') or (-1, the verifier's log) when the kernel refuses the program (EACCES/EINVAL)."""
+    code, lic, log = ffi.from_buffer(insns), ffi.new("char[]", license), ffi.new("char[]", 1 << 16)
+
+    def attr(level: int) -> bytearray:
+        return bytearray(struct.pack("=IIQQIIQII16sII", prog_type, len(insns) // 8, _address(code), _address(lic),
+                                     level, len(log) if level else 0, _address(log) if level else 0, 0, 0,
+                                     name[:15], 0, attach_type))
+
+    try:
+        return _bpf(lib.BPF_PROG_LOAD, attr(0), "bpf(BPF_PROG_LOAD)"), ""
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EINVAL):
+            raise
+    try:  # again with the verifier's log, only now: it makes loading slower
+        return _bpf(lib.BPF_PROG_LOAD, attr(1), "bpf(BPF_PROG_LOAD)"), ""
+    except OSError:
+        return -1, ffi.string(log).decode(errors="replace")
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int, replace_fd: int = 0) -> None:
+    _bpf(lib.BPF_PROG_ATTACH, bytearray(struct.pack("=IIIII", target_fd, prog_fd, attach_type, flags, replace_fd)),
+         "bpf(BPF_PROG_ATTACH)")
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    _bpf(lib.BPF_PROG_DETACH, bytearray(struct.pack("=III", target_fd, prog_fd, attach_type)), "bpf(BPF_PROG_DETACH)")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, capacity: int = 64) -> list[int]:
+    """Ids of the programs attached to target_fd (a cgroup directory) for attach_type."""
+    ids = ffi.new("uint32_t[]", capacity)
+    attr = bytearray(struct.pack("=IIIIQI", target_fd, attach_type, 0, 0, _address(ids), capacity))
+    _bpf(lib.BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
+    count = struct.unpack_from("=I", attr, 24)[0]
+    return [ids[i] for i in range(min(count, capacity))]
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    return _bpf(lib.BPF_PROG_GET_FD_BY_ID, bytearray(struct.pack("=III", prog_id, 0, 0)), "bpf(BPF_PROG_GET_FD_BY_ID)")

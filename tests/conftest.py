@@ -107,6 +107,45 @@ def cgroup_dirs_named(ids: list[str]) -> list[str]:
     return found
 
 
+def procs_cgroup_dir(pid: int) -> Path:
+    """The directory of pid's cgroup where its processes are listed for the pids controller, as pyoci's cgroup
+    layer finds it: the v1 pids hierarchy where one is mounted (hybrid hosts), else the unified one (pure
+    cgroup v2). From /proc/PID/cgroup, so the pid must be alive."""
+    from pyoci.cgroups import hierarchies, process_cgroups
+
+    hs = hierarchies()
+    h = next((h for h in hs if h.version == 1 and "pids" in h.controllers), None) or \
+        next((h for h in hs if h.version == 2), None)
+    assert h is not None, "no pids hierarchy and no cgroup v2 hierarchy mounted"
+    return Path(h.mountpoint) / process_cgroups(pid)[h.name].lstrip("/")
+
+
+def run_to_files(argv: list[str], timeout: float, input: str | None = None,
+                 **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command with stdout/stderr in files, never pipes: what it starts (a created container, an engine's
+    conmon or shim) inherits its stdio and may hold a pipe open long after the command exits."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        kw.setdefault("stdin", subprocess.PIPE if input is not None else subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, **kw)
+        try:
+            if input is not None:
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(input.encode())
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            rc = proc.wait(timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, rc, out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
+
+
 def mounts_mentioning(*paths: Path | str) -> list[str]:
     needles = [str(p) for p in paths]
     with open("/proc/self/mountinfo") as f:
@@ -219,29 +258,7 @@ class Runtime:
         argv = self.argv(*args, root=root)
         if "stdout" in kw or "capture_output" in kw:
             return subprocess.run(argv, text=True, timeout=timeout, input=input, **kw)
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            if input is not None:
-                kw.setdefault("stdin", subprocess.PIPE)
-            else:
-                kw.setdefault("stdin", subprocess.DEVNULL)
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, **kw)
-            try:
-                if input is not None:
-                    assert proc.stdin is not None
-                    try:
-                        proc.stdin.write(input.encode())
-                        proc.stdin.close()
-                    except BrokenPipeError:
-                        pass
-                rc = proc.wait(timeout)
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(argv, rc, out.read().decode(errors="replace"),
-                                               err.read().decode(errors="replace"))
+        return run_to_files(argv, timeout, input, **kw)
 
     def ok(self, *args: Any, **kw: Any) -> subprocess.CompletedProcess[str]:
         r = self.cmd(*args, **kw)
@@ -454,4 +471,5 @@ def console(short_tmp: Path) -> Iterator[ConsoleSocket]:
 
 
 __all__ = ["Bundle", "ConsoleSocket", "PYOCI", "Runtime", "base_config", "cgroup_dirs_named",
-           "hierarchy_dirs", "mounts_mentioning", "one_line_error", "pid_alive", "read_until_eof", "wait_for"]
+           "hierarchy_dirs", "mounts_mentioning", "one_line_error", "pid_alive", "procs_cgroup_dir", "read_until_eof", "run_to_files",
+           "wait_for"]

@@ -19,7 +19,8 @@ from typing import Iterator
 
 import pytest
 
-from pyoci.cgroups import DEFAULT_DEVICE_RULES, Cgroup, hierarchies
+from pyoci.cgroups import Cgroup, hierarchies
+from pyoci.cgroups.devices import DEFAULT_DEVICE_RULES
 from pyoci.errors import ConfigError, ContainerError
 
 V1 = {c for h in hierarchies() if h.version == 1 for c in h.controllers}
@@ -233,6 +234,16 @@ print(try_open(DISK, os.O_RDONLY), try_open(DISK, os.O_RDWR), try_open(KMSG, os.
     assert defaults.split() == ["ok", "ok", "ok"]
     assert limited.split() == ["ok", "errno=%d" % errno.EPERM, "errno=%d" % errno.EPERM]
     os.close(os.open(kmsg, os.O_RDONLY))  # control: the same node opens outside the container's cgroup
+
+
+def test_a_rule_denying_a_default_device_closes_it(cg: Cgroup) -> None:
+    """The defaults come after the config's rules, less what the config denies for exactly that device."""
+    cg.apply({"devices": [{"allow": False, "access": "rwm"},
+                          {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]})
+    rules = value(cg, "devices", "devices.list").splitlines()
+    assert "c 1:3 rm" in rules and "c 1:3 rwm" not in rules
+    r = run_in(cg, "import os\nos.close(os.open('/dev/null', os.O_RDONLY))\nos.open('/dev/null', os.O_WRONLY)")
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr, r.stderr
 
 
 def test_devices_default_is_deny(cg: Cgroup, tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from pyoci import cgroups
-from pyoci.cgroups import Cgroup, cpu_weight_from_shares, io_weight_from_blkio, swap_for_v2
+from pyoci.cgroups import core, devices
+from pyoci.cgroups import Cgroup
+from pyoci.cgroups.v2 import cpu_weight_from_shares, io_weight_from_blkio, swap_for_v2
 from pyoci.errors import ConfigError, ContainerError
 
 ALL_V2 = "cpuset cpu io memory hugetlb pids rdma misc"
@@ -47,14 +48,16 @@ class Fake:
         for name, value in CTR_FILES.items():
             (self.ctr / name).write_text(value + "\n")
         self.writes: list[tuple[str, str]] = []
-        real = cgroups._write
+        real = core.write_value
 
         def record(path: str, value: str) -> None:
             p = Path(path)
             self.writes.append((str(p.relative_to(self.root)) if p.is_relative_to(self.root) else path, value))
             real(path, value)
 
-        monkeypatch.setattr(cgroups, "_write", record)
+        monkeypatch.setattr(core, "write_value", record)
+        self.programs: list[tuple[str, bytes]] = []  # a fake directory takes no eBPF program: recorded only
+        monkeypatch.setattr(devices, "attach", lambda d, insns: self.programs.append((d, insns)))
 
     def cgroup(self, **v1_dirs: Path) -> Cgroup:
         paths = {name: str(p) for name, p in v1_dirs.items()}
@@ -92,7 +95,7 @@ FULL: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------------------------------- the translation
-def test_full_translation(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_translation(fake: Fake) -> None:
     fake.cgroup().apply(FULL)
     assert fake.file("cpu.weight") == "39"  # 1 + (1024-2)*9999/262142
     assert fake.file("cpu.max") == "50000 100000"
@@ -119,8 +122,8 @@ def test_full_translation(fake: Fake, capsys: pytest.CaptureFixture[str]) -> Non
     assert fake.file("cgroup.subtree_control") == ""
     # unified is written last, so it overrides the typed fields
     assert fake.writes[-1] == ("pod/ctr/io.max", "253:0 rbps=2097152 wiops=120")
-    err = capsys.readouterr().err
-    assert "linux.resources.devices: 1 device rule(s) not enforced" in err
+    # the device rules become one eBPF program for the container's cgroup (run for real in test_devices.py)
+    assert fake.programs == [(str(fake.ctr), devices.program(devices.parse(FULL["devices"])))]
 
 
 def test_only_missing_controllers_are_enabled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,7 +163,7 @@ def test_idle_cgroup_gets_no_weight(fake: Fake) -> None:
 
 
 def test_burst_refused_before_the_quota_is_retried_after_it(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
-    write = cgroups._write
+    write = core.write_value
     refused = []
 
     def einval_once(path: str, value: str) -> None:
@@ -169,7 +172,7 @@ def test_burst_refused_before_the_quota_is_retried_after_it(fake: Fake, monkeypa
             raise OSError(errno.EINVAL, "Invalid argument")
         write(path, value)
 
-    monkeypatch.setattr(cgroups, "_write", einval_once)
+    monkeypatch.setattr(core, "write_value", einval_once)
     fake.cgroup().apply({"cpu": {"quota": 40000, "burst": 40000}})
     assert refused == ["40000"]
     assert [p for p, _ in fake.writes if "cpu." in p] == ["pod/ctr/cpu.max", "pod/ctr/cpu.max.burst"]
@@ -294,14 +297,14 @@ def test_unavailable_is_refused_before_any_write(tmp_path: Path, monkeypatch: py
 
 
 def test_enabling_refused_names_the_field(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
-    write = cgroups._write
+    write = core.write_value
 
     def busy(path: str, value: str) -> None:
         if path.endswith("pod/cgroup.subtree_control") and "+memory" in value:
             raise OSError(errno.EBUSY, "Device or resource busy")
         write(path, value)
 
-    monkeypatch.setattr(cgroups, "_write", busy)
+    monkeypatch.setattr(core, "write_value", busy)
     with pytest.raises(ContainerError, match=r"^linux\.resources\.memory\.limit: cannot enable the memory "
                                              r"controller in .*/pod/cgroup\.subtree_control: Device or resource "
                                              r"busy \(the cgroup has processes of its own\)$"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bundle, Runtime, hierarchy_dirs, pid_alive, wait_for
+from conftest import Bundle, Runtime, hierarchy_dirs, pid_alive, procs_cgroup_dir, wait_for
 
 
 def proc_cgroups(pid: int | str) -> dict[str, str]:
@@ -126,7 +126,9 @@ def test_children_stay_in_the_container_cgroup(rt: Runtime, bundle: Bundle, tmp_
         rt.ok("start", cid)
         init = rt.state(cid)["pid"]
         wait_for(lambda: (out / "child").exists() and (out / "child").read_text().strip(), what="child")
-        procs = (mount_of("pids") / cid / "cgroup.procs").read_text().split()
+        d = procs_cgroup_dir(init)
+        assert d.name == cid
+        procs = (d / "cgroup.procs").read_text().split()
         assert str(init) in procs and len(procs) == 2
 
 
@@ -179,10 +181,12 @@ def test_kill_all_signals_every_process(rt: Runtime, bundle: Bundle, tmp_path: P
         rt.ok("start", cid)
         init = rt.state(cid)["pid"]
         kids = wait_for(lambda: _kids(out), what="children")
+        d = procs_cgroup_dir(init)  # while the init lives
+        assert d.name == cid and {init, *kids} <= {int(p) for p in (d / "cgroup.procs").read_text().split()}
         rt.ok("kill", "--all", cid, "KILL")
         for pid in [init, *kids]:
             wait_for(lambda pid=pid: not pid_alive(pid), what="pid %d to die" % pid)
-        wait_for(lambda: not (mount_of("pids") / cid / "cgroup.procs").read_text().strip(), what="empty cgroup")
+        wait_for(lambda: not (d / "cgroup.procs").read_text().strip(), what="empty cgroup")
         assert rt.status(cid) == "stopped"
 
 

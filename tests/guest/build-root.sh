@@ -21,7 +21,11 @@ mirror=${PYOCI_GUEST_MIRROR:-http://deb.debian.org/debian}
 # busybox the tests build their container rootfs from, and the tools the init and the tests call.
 packages="python3 procps iproute2 busybox-static kmod util-linux mount libseccomp2 libcap2 libffi8 libssl3 libsqlite3-0
 libbz2-1.0 liblzma5 libreadline8 libncursesw6 libuuid1 zlib1g libexpat1 libtirpc3 libnsl2"
-format=1   # bump when the steps below change in a way the key does not see
+# The peers tests/v2/test_engines.py drives (runc is the oracle), installed after debootstrap with
+# `apt-get install --no-install-recommends` in the chroot (apt resolves podman's virtual and alternative
+# dependencies, which debootstrap's resolver does not), with services kept from starting by a policy-rc.d.
+engines="runc containerd docker.io podman conmon golang-github-containers-common iptables tini"
+format=2   # bump when the steps below change in a way the key does not see
 
 force=0
 [ "${1:-}" = "--force" ] && force=1
@@ -45,7 +49,8 @@ moddir=/usr/lib/uml/modules/$kver
 
 key=$(printf '%s\n' "format=$format" "suite=$suite" "mirror=$mirror" "uml=$kver" \
       "uml-pkg=$(dpkg-query -W -f='${Version}' user-mode-linux 2>/dev/null || echo none)" \
-      "packages=$(echo $packages | tr ' ' '\n' | sort | tr '\n' ' ')" | sha256sum | cut -c1-16)
+      "packages=$(echo $packages | tr ' ' '\n' | sort | tr '\n' ' ')" \
+      "engines=$(echo $engines | tr ' ' '\n' | sort | tr '\n' ' ')" | sha256sum | cut -c1-16)
 
 root=$cache/root
 stamp=$root/.pyoci-guest-stamp
@@ -75,7 +80,17 @@ if ! debootstrap --variant=minbase --include="$includes" "$suite" "$tmp" "$mirro
     tail -n 30 "$cache/debootstrap.log" >&2
     die "debootstrap failed (log: $cache/debootstrap.log)"
 fi
-for p in $packages; do
+# The engines: no daemon may start in the chroot (policy-rc.d 101), nothing recommended comes along.
+printf '#!/bin/sh\nexit 101\n' > "$tmp/usr/sbin/policy-rc.d"
+chmod 755 "$tmp/usr/sbin/policy-rc.d"
+if ! { chroot "$tmp" apt-get update -q && DEBIAN_FRONTEND=noninteractive chroot "$tmp" \
+        apt-get install -y -q --no-install-recommends $engines; } >"$cache/engines.log" 2>&1; then
+    tail -n 30 "$cache/engines.log" >&2
+    die "installing the engines failed (log: $cache/engines.log)"
+fi
+chroot "$tmp" apt-get clean >/dev/null 2>&1 || true
+rm -f "$tmp/usr/sbin/policy-rc.d"
+for p in $packages $engines; do
     chroot "$tmp" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
         || die "package $p missing from the root"
 done
@@ -86,6 +101,8 @@ cp -a "$moddir" "$tmp/usr/lib/modules/$kver"
 
 # Mount points the init needs; a quiet, self-contained system.
 mkdir -p "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/tmp" "$tmp/run" "$tmp/var/tmp" "$tmp/pyoci-run"
+mkdir -p "$tmp/etc/docker" "$tmp/opt/containerd" "$tmp/var/lib/docker" "$tmp/var/lib/containers" \
+    "$tmp/var/cache/containers"   # tmpfs mount points for the engines' fixed state paths (init.sh)
 echo pyoci-guest > "$tmp/etc/hostname"
 : > "$tmp/etc/fstab"
 rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* 2>/dev/null || true

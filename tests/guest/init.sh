@@ -35,6 +35,12 @@ mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue 2>/dev/null
 for d in /tmp /var/tmp; do mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$d"; done
 mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs /run
 mount -t tmpfs -o mode=700 tmpfs /root
+# The engines' fixed state paths (Docker's key.json in /etc/docker, containerd's /opt/containerd, podman's
+# blob-info and short-name caches), so that nothing they write lands in the shared root; build-root.sh makes
+# the mount points.
+for d in /etc/docker /opt/containerd /var/lib/docker /var/lib/containers /var/cache/containers; do
+    [ -d "$d" ] && mount -t tmpfs -o nosuid,nodev,mode=711 tmpfs "$d"
+done
 hostname pyoci-guest 2>/dev/null
 ip link set lo up 2>/dev/null
 # Everything the kernel has, for every child cgroup (cpuset, hugetlb, rdma and misc are not built into it).

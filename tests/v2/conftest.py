@@ -8,7 +8,9 @@ The fixtures (``rt``, ``bundle``, ``rootfs``) and the leak check come from tests
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -47,3 +49,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def parent() -> Iterator[str]:
+    """A cgroup parent name unique to the test, below which its containers' cgroupsPath go (so nothing here can
+    touch another cgroup); pyoci creates it and must remove it; removed here if a failed test left it."""
+    name = "pyoci-v2-%s" % uuid.uuid4().hex[:10]
+    yield name
+    d = CGROUP2 / name
+    if d.exists():
+        for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: len(str(p)), reverse=True):
+            os.rmdir(sub)
+        os.rmdir(d)

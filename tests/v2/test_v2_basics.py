@@ -7,9 +7,8 @@ touch another cgroup; the parent is pyoci's to create and to remove.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,19 +16,6 @@ from conftest import Bundle, Runtime, wait_for
 
 CG = Path("/sys/fs/cgroup")
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def parent() -> Iterator[str]:
-    """A cgroup parent name unique to the test; checked gone (and removed if left) afterwards."""
-    name = "pyoci-v2-%s" % uuid.uuid4().hex[:10]
-    yield name
-    d = CG / name
-    if d.exists():
-        for sub in sorted(d.rglob("*"), key=lambda p: len(str(p)), reverse=True):
-            if sub.is_dir():
-                os.rmdir(sub)
-        os.rmdir(d)
 
 
 def limited(bundle: Bundle, cgroups_path: str, memory: int = 64 * MiB, pids: int = 42) -> Bundle:

@@ -1,0 +1,245 @@
+"""The hierarchies mounted on this host and the container's cgroup on each of them (the ``Cgroup`` interface).
+
+Creates the cgroup, moves processes into it, lists, signals, freezes them, and removes it; ``Cgroup.apply``
+hands linux.resources to pyoci.cgroups.resources.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from pyoci.errors import ConfigError, ContainerError, NotSupported
+
+class Hierarchy:
+    """One mounted cgroup hierarchy: its mount point, its controllers ('' for cgroup2), its version."""
+
+    def __init__(self, mountpoint: str, controllers: frozenset[str], version: int) -> None:
+        self.mountpoint = mountpoint
+        self.controllers = controllers
+        self.version = version
+
+    @property
+    def name(self) -> str:
+        """Key used in state files and /proc/PID/cgroup matching (e.g. 'cpu,cpuacct', 'name=systemd', '')."""
+        return ",".join(sorted(self.controllers))
+
+
+def hierarchies() -> list[Hierarchy]:
+    """Hierarchies mounted in our mount namespace, one per hierarchy (first mount wins)."""
+    seen: set[str] = set()
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _source, superopts = (right.split() + ["", ""])[:3]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            mountpoint = left.split()[4]
+            if fstype == "cgroup2":
+                ctrls: frozenset[str] = frozenset()
+                version = 2
+            else:
+                known = {"rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "xattr", "clone_children",
+                         "noprefix", "cpuset_v2_mode", "favordynmods"}
+                ctrls = frozenset(o for o in superopts.split(",") if o not in known and not o.startswith("release_agent"))
+                version = 1
+            key = "%d:%s" % (version, ",".join(sorted(ctrls)))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Hierarchy(mountpoint, ctrls, version))
+    return out
+
+
+def process_cgroups(pid: int | str = "self") -> dict[str, str]:
+    """Map hierarchy name -> path from /proc/PID/cgroup ('' is the cgroup2 hierarchy)."""
+    out = {}
+    with open("/proc/%s/cgroup" % pid) as f:
+        for line in f:
+            _hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[",".join(sorted(ctrls.split(","))) if ctrls else ""] = path
+    return out
+
+
+class Cgroup:
+    """The container's cgroup, the same relative path on every hierarchy."""
+
+    def __init__(self, paths: dict[str, str], created: list[str] | None = None,
+                 roots: dict[str, str] | None = None) -> None:
+        self.paths = paths  # hierarchy name -> absolute directory
+        self.created = created or []  # directories we made, deepest last
+        self.roots = roots or {}  # hierarchy name -> mount point (found from mountinfo when missing)
+
+    @classmethod
+    def for_container(cls, cgroups_path: str, cid: str, systemd: bool = False) -> Cgroup:
+        """Resolve linux.cgroupsPath like runc: absolute from each hierarchy's root, relative from ours."""
+        if systemd or (":" in cgroups_path and not cgroups_path.startswith("/")):
+            raise NotSupported("linux.cgroupsPath %r: the systemd cgroup driver is not supported (no systemd here)"
+                               % cgroups_path)
+        if ".." in cgroups_path.split("/"):
+            raise ContainerError("linux.cgroupsPath %r: must not contain '..'" % cgroups_path)
+        rel = cgroups_path or "/" + cid
+        own = process_cgroups() if not rel.startswith("/") else {}
+        paths, roots = {}, {}
+        for h in hierarchies():
+            base = own.get(h.name, "/") if own else "/"
+            paths[h.name] = os.path.normpath(os.path.join(h.mountpoint, base.lstrip("/"), rel.lstrip("/")))
+            roots[h.name] = h.mountpoint
+            if paths[h.name] == os.path.normpath(h.mountpoint):
+                raise ContainerError("linux.cgroupsPath %r: that is the root cgroup of %s, which holds the host's "
+                                     "processes" % (cgroups_path, h.mountpoint))
+        cg = cls(paths, roots=roots)
+        if cg.pids():  # delete and kill --all act on everything in the cgroup: it must be the container's alone
+            raise ContainerError("linux.cgroupsPath %r: the cgroup already has processes in it" % cgroups_path)
+        return cg
+
+    def missing(self) -> list[str]:
+        """The directories create() will make, parents first: saved in the state before they exist, so that
+        a runtime killed half-way leaves cgroups delete can find."""
+        out = []
+        for path in self.paths.values():
+            new = []
+            p = path
+            while not os.path.isdir(p):
+                new.append(p)
+                p = os.path.dirname(p)
+            out.extend(reversed(new))
+        return out
+
+    def create(self) -> None:
+        """mkdir -p on every hierarchy; v1 cpuset levels inherit cpus/mems so tasks can join."""
+        if not self.created:
+            self.created = self.missing()
+        cpusets = {d for name, path in self.paths.items() if "cpuset" in name.split(",")
+                   for d in self.created if path == d or path.startswith(d + "/")}
+        try:
+            for d in self.created:
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    continue
+                if d in cpusets:
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        _copy_from_parent(d, f)
+        except OSError as e:
+            try:
+                self.destroy()
+            except ContainerError:
+                pass  # the paths are in the state: delete --force retries
+            raise ContainerError("cannot create cgroup: %s" % e) from None
+
+    def apply(self, resources: dict | None, update: bool = False) -> None:
+        """Apply an OCI linux.resources object to this cgroup, like runc: every controller where it is mounted.
+
+        Everything is checked before the first write (a field whose controller is missing on this host is an
+        error naming the field); then the cgroup v2 controllers needed are enabled from the v2 root down,
+        and the values are written. Any failed write is a ContainerError naming the field, file and value.
+        update: `pyoci update` of a live container: device rules are rewritten only when given.
+        """
+        from pyoci.cgroups.resources import Apply
+
+        Apply(self, resources or {}, update).run()
+
+    def freeze(self, frozen: bool, timeout: float = 10.0) -> None:
+        """pause/resume: the v1 freezer if mounted, else cgroup.freeze of v2; waits until the kernel is done."""
+        v1 = next((p for n, p in self.paths.items() if "freezer" in n.split(",")), None)
+        if v1 is not None:
+            path, value, done = os.path.join(v1, "freezer.state"), "FROZEN" if frozen else "THAWED", None
+        elif "" in self.paths:
+            path, value, done = os.path.join(self.paths[""], "cgroup.freeze"), "1" if frozen else "0", "events"
+        else:
+            raise NotSupported("pause/resume: no freezer on this host (neither the v1 freezer nor cgroup v2)")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                write_value(path, value)
+            except OSError as e:
+                raise ContainerError("cannot write %s=%s: %s" % (path, value, e.strerror)) from None
+            if self.frozen() == frozen:
+                return
+            if time.monotonic() > deadline:
+                raise ContainerError("%s: the kernel did not finish %s the container" % (
+                    path, "freezing" if frozen else "thawing"))
+            time.sleep(0.002 if done else 0.001)
+
+    def frozen(self) -> bool:
+        v1 = next((p for n, p in self.paths.items() if "freezer" in n.split(",")), None)
+        try:
+            if v1 is not None:
+                return read_value(os.path.join(v1, "freezer.state")).strip() == "FROZEN"
+            if "" in self.paths:
+                return "frozen 1" in read_value(os.path.join(self.paths[""], "cgroup.events")).splitlines()
+        except OSError:
+            pass
+        return False
+
+    def add(self, pid: int) -> None:
+        for path in self.paths.values():
+            try:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                raise ContainerError("cannot move pid %d into cgroup %s: %s" % (pid, path, e.strerror)) from None
+
+    def pids(self) -> list[int]:
+        """Every process of the container (the hierarchy most likely to be complete is used)."""
+        for name in sorted(self.paths, key=lambda n: ("pids" not in n, "freezer" not in n, n)):
+            try:
+                with open(os.path.join(self.paths[name], "cgroup.procs")) as f:
+                    return [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+        return []
+
+    def signal_all(self, sig: int) -> None:
+        """sig to every process; SIGKILL (9) through cgroup.kill where the kernel has it (5.14+), which also gets
+        the processes forked while the list is being walked."""
+        if sig == 9 and "" in self.paths:
+            try:
+                write_value(os.path.join(self.paths[""], "cgroup.kill"), "1")
+                return
+            except OSError:
+                pass  # older kernel: one by one
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Remove what we created, deepest first; a directory still busy after timeout is an error."""
+        deadline = time.monotonic() + timeout
+        for d in sorted(self.created, key=len, reverse=True):  # never remove a cgroup someone else made
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise ContainerError("cannot remove cgroup %s: %s" % (d, e.strerror)) from None
+                    time.sleep(0.01)
+
+
+def _copy_from_parent(d: str, name: str) -> None:
+    with open(os.path.join(os.path.dirname(d), name)) as f:
+        value = f.read().strip()
+    if value:
+        with open(os.path.join(d, name), "w") as f:
+            f.write(value)
+
+
+def write_value(path: str, value: str) -> None:
+    """One write(2) of value to a cgroup file (never created: a missing file is ENOENT)."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def read_value(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
