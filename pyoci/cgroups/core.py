@@ -9,7 +9,10 @@ import errno
 import os
 import time
 
-from pyoci.errors import ConfigError, ContainerError, NotSupported
+from pyoci.errors import ContainerError, NotSupported
+
+R = "linux.resources"  # the config's field, in messages
+
 
 class Hierarchy:
     """One mounted cgroup hierarchy: its mount point, its controllers ('' for cgroup2), its version."""

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 import struct
+
+from pyoci.cgroups.core import R
 from pyoci.errors import ConfigError, ContainerError
 
-F = "linux.resources.devices"
+F = R + ".devices"
 
 
 class Rule:

@@ -11,10 +11,8 @@ import errno
 import os
 
 from pyoci.cgroups import core, v1, v2
-from pyoci.cgroups.core import Cgroup, hierarchies
+from pyoci.cgroups.core import R, Cgroup, hierarchies
 from pyoci.errors import ConfigError, ContainerError
-
-R = "linux.resources"
 
 
 def show(value: str) -> str:

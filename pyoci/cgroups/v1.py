@@ -8,17 +8,16 @@ import errno
 import os
 
 from pyoci.cgroups import core
+from pyoci.cgroups.core import R
 from pyoci.errors import ContainerError
 
 TYPE_CHECKING = False  # typing itself is not imported on the hot path
 if TYPE_CHECKING:
     from pyoci.cgroups.resources import Apply
 
-R = "linux.resources"
-
 
 def memory(ap: Apply, d: str, limit: int, reservation: int, swap: int, swappiness: int | None,
-              flags: dict[str, bool | None]) -> None:
+           flags: dict[str, bool | None]) -> None:
     M = R + ".memory"
     memsw = "memory.memsw.limit_in_bytes"
     has_memsw = os.path.exists(os.path.join(d, memsw))
@@ -88,7 +87,7 @@ def memory(ap: Apply, d: str, limit: int, reservation: int, swap: int, swappines
 
 
 def cpu(ap: Apply, d: str, shares: int, quota: int, period: int, burst: int | None, rt_runtime: int,
-           rt_period: int, idle: int | None) -> None:
+        rt_period: int, idle: int | None) -> None:
     C = R + ".cpu"
     if shares:
         def set_shares() -> None:

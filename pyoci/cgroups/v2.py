@@ -8,13 +8,12 @@ import errno
 import os
 
 from pyoci.cgroups import core
+from pyoci.cgroups.core import R
 from pyoci.errors import ContainerError
 
 TYPE_CHECKING = False  # typing itself is not imported on the hot path
 if TYPE_CHECKING:
     from pyoci.cgroups.resources import Apply
-
-R = "linux.resources"
 
 
 def cpu_weight_from_shares(shares: int) -> int:
@@ -85,7 +84,7 @@ def enable(ap: Apply) -> None:
 
 
 def memory(ap: Apply, d: str, limit: int, reservation: int, swap: int, swappiness: int | None,
-              flags: dict[str, bool | None]) -> None:
+           flags: dict[str, bool | None]) -> None:
     M = R + ".memory"
     from pyoci import log
 

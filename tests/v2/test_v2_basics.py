@@ -10,8 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from conftest import Bundle, Runtime, wait_for
 
 CG = Path("/sys/fs/cgroup")
