@@ -21,6 +21,7 @@ long pyoci_fstatfs_type(int fd);
 long pyoci_join_session_keyring(const char *name);
 int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
 long pyoci_bpf(int cmd, void *attr, unsigned int size);
+long pyoci_clone3_into_cgroup(int cgroup_fd);
 
 #define CLONE_NEWNS ...
 #define CLONE_NEWUTS ...
@@ -150,6 +151,21 @@ static int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inherit
 
 static long pyoci_bpf(int cmd, void *attr, unsigned int size)
 { return syscall(SYS_bpf, cmd, attr, size); }
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+/* struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2); linux/sched.h clashes with glibc's sched.h */
+struct pyoci_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* fork(2) with the child born in the cgroup cgroup_fd (CLONE_INTO_CGROUP, Linux 5.7) */
+static long pyoci_clone3_into_cgroup(int cgroup_fd)
+{
+    struct pyoci_clone_args args = { .flags = 0x200000000ULL, .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_fd };
+    return syscall(SYS_clone3, &args, sizeof(args));
+}
 
 """
 

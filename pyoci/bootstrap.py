@@ -136,10 +136,10 @@ def stage1(launch: Launch) -> NoReturn:
             write_time_offsets(launch.spec.linux.time_offsets)
         if launch.extra.get("exec"):
             exec_child(launch)  # forks into the pid namespace only as pyoci-dmz
-        pid = os.fork()
+        pid, placed = _fork_init(launch.extra.get("cgroup_fd"))
         if pid == 0:
             init(launch)
-        send(sock, "init", pid=pid)
+        send(sock, "init", pid=pid, placed=placed)
         linger = launch.extra.get("linger")
         if linger is not None:  # until create is done: the init, its parent-death signal on us, dies with us
             sock.close()
@@ -165,6 +165,23 @@ def _die_with_runtime(launch: Launch) -> None:
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
     os._exit(128 + signum)
+
+
+def _fork_init(cgroup_fd: int | None) -> tuple[int, bool]:
+    """(pid, placed): fork the init, born in the container's cgroup where it is one cgroup v2 directory and the
+    kernel has clone3(CLONE_INTO_CGROUP) (5.7+; the runtime then has no migration to do), else os.fork()."""
+    if cgroup_fd is not None:
+        from pyoci import syscalls
+
+        try:
+            pid = syscalls.fork_into_cgroup(cgroup_fd)
+        except OSError:  # ENOSYS, E2BIG: an older kernel; EPERM, EACCES: let the runtime's migration say why
+            pid = -1
+        if pid == 0:
+            os.close(cgroup_fd)
+        if pid >= 0:
+            return pid, True
+    return os.fork(), False
 
 
 def init(launch: Launch) -> NoReturn:

@@ -470,8 +470,13 @@ class _Builder:
             raise ContainerError("linux.cgroupsPath %r: the cgroup %s is frozen" % (
                 spec.linux.cgroups_path, next(iter(cg.paths.values()), "")))
         cg.apply(spec.linux.resources or {})
-        warm = _warm_cgroup_attach(cg)
-        self.children.append(warm)
+        # one cgroup v2 directory: stage 1 forks the init straight into it (clone3); else a migration, which
+        # a throwaway child makes cheap by paying the kernel's first-migration wait now
+        into = list(cg.paths) == [""]
+        cgroup_fd: int | None = None
+        warm = None if into else _warm_cgroup_attach(cg)
+        if warm is not None:
+            self.children.append(warm)
         import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
 
         from pyoci import bootstrap, console as consolemod, hooks, namespaces
@@ -486,12 +491,15 @@ class _Builder:
             with _DirFd(self.state_dir) as d:
                 listener.bind(d.path(EXEC_SOCKET))
             listener.listen(1)
+            if into:
+                cgroup_fd = os.open(cg.paths[""], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             launch = bootstrap.Launch(spec=spec, sync=child, exec_listener=listener, namespaces=plan,
                                       cgroup_paths=self.cgroup.paths, console=console, preserve_fds=preserve_fds,
                                       no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                                       extra={"close": [lock, self.release], "id": st.id, "linger": linger,
                                              "parent": os.getpid(),
-                                             "dmz": bootstrap.load_dmz(), "preserved": list(preserved or [])})
+                                             "dmz": bootstrap.load_dmz(), "preserved": list(preserved or []),
+                                             "cgroup_fd": cgroup_fd})
             if subreaper:
                 import prctl
 
@@ -502,6 +510,9 @@ class _Builder:
                 bootstrap.stage1(launch)
             self.children.append(pid)
             os.close(linger)
+            if cgroup_fd is not None:
+                os.close(cgroup_fd)
+                cgroup_fd = None
             child.close()
             listener.close()
             if console is not None:
@@ -515,7 +526,7 @@ class _Builder:
                 msg = bootstrap.recv(parent)
             # stage 1 reports the init's pid and exits, the init reports "hooks" when its mounts are done:
             # the two race, so take them in either order
-            init_pid, mounted = 0, False
+            init_pid, mounted, placed = 0, False, False
             while True:
                 if msg["type"] == "init":
                     init_pid = msg["pid"]
@@ -525,9 +536,12 @@ class _Builder:
                     # placed while the init mounts its rootfs (the first cgroup write waits ~10 ms for an RCU
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
-                    self.cgroup.add(init_pid)
-                    os.waitpid(warm, 0)
-                    self.children.remove(warm)
+                    placed = bool(msg.get("placed"))
+                    if not placed:
+                        self.cgroup.add(init_pid)
+                    if warm is not None:
+                        os.waitpid(warm, 0)
+                        self.children.remove(warm)
                 elif msg["type"] == "hooks":
                     mounted = True
                 else:
@@ -547,13 +561,16 @@ class _Builder:
             self.release = -1
             os.waitpid(pid, 0)  # stage 1 ends
             self.children.remove(pid)
-            log.debug("container %s created: init pid %d, cgroup %s" % (
-                st.id, init_pid, next(iter(self.cgroup.paths.values()), "-")))
+            log.debug("container %s created: init pid %d, cgroup %s (%s)" % (
+                st.id, init_pid, next(iter(self.cgroup.paths.values()), "-"),
+                "born in it: clone3" if placed else "moved in"))
         finally:
             parent.close()
             plan.close()
             if self.release >= 0:
                 os.close(self.release)
+            if cgroup_fd is not None:
+                os.close(cgroup_fd)
 
     def abort(self) -> bool:
         """Kill whatever was started, reap it, remove the cgroup. False: something is left for delete."""

@@ -80,6 +80,12 @@ def join_session_keyring(name: str) -> int:
     return _check(lib.pyoci_join_session_keyring(name.encode()), "keyctl(JOIN_SESSION_KEYRING)")
 
 
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork(), the child born in the cgroup v2 directory cgroup_fd (clone3 CLONE_INTO_CGROUP): no migration
+    afterwards. Python's at-fork handlers do not run: only for a single-threaded process, as pyoci's stages are."""
+    return _check(lib.pyoci_clone3_into_cgroup(cgroup_fd), "clone3(CLONE_INTO_CGROUP)")
+
+
 def personality(persona: int) -> None:
     _check(lib.personality(persona), "personality")
 

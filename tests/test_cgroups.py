@@ -228,3 +228,47 @@ def test_cgroup_with_processes_or_root_cgroup_refused(rt: Runtime, bundle: Bundl
     bundle.linux["cgroupsPath"] = "/"
     bundle.save()
     assert "root cgroup" in rt.refuse(bundle)
+
+
+def test_fork_into_cgroup_places_the_child_at_birth(tmp_path: Path) -> None:
+    """clone3(CLONE_INTO_CGROUP) through the cffi layer, on a cgroup of the test's own in the v2 hierarchy (the
+    unified one on a hybrid host): the child's first look at /proc/self/cgroup already shows it there."""
+    import uuid
+
+    from pyoci import syscalls
+    from pyoci.cgroups import hierarchies
+
+    v2 = next((h.mountpoint for h in hierarchies() if h.version == 2), None)
+    if v2 is None:
+        pytest.skip("no cgroup2 hierarchy")
+    d = os.path.join(v2, "pyoci-clone3-%s" % uuid.uuid4().hex[:10])
+    os.mkdir(d)
+    out = tmp_path / "cgroup"
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            pid = syscalls.fork_into_cgroup(fd)
+            if pid == 0:
+                try:
+                    out.write_text(open("/proc/self/cgroup").read())
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+        finally:
+            os.close(fd)
+        assert "0::/%s" % os.path.basename(d) in out.read_text().splitlines()
+    finally:
+        os.rmdir(d)
+
+
+def test_the_init_is_born_in_its_cgroup_on_pure_v2(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """One cgroup v2 directory (a pure v2 host): no migration, the init is forked into it; else it is moved."""
+    from pyoci.cgroups import hierarchies
+
+    pure_v2 = all(h.version == 2 for h in hierarchies())
+    log = tmp_path / "log"
+    bundle.args("true")
+    bundle.save()
+    r = rt.cmd("--log", log, "--debug", "run", "-b", bundle.path, rt.new_id())
+    assert r.returncode == 0, r.stderr
+    assert ("born in it: clone3" if pure_v2 else "moved in") in log.read_text()

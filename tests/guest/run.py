@@ -8,7 +8,7 @@
 $PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` with that root over hostfs, and the
 guest's init (tests/guest/init.sh) runs a job this script writes into a fresh run directory on the host: mount
 the checkout, its venv and the venv interpreter's install prefix at their host paths (so the host's venv runs
-unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py`` (or the PYTEST-ARGS) with
+unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py`` (or the PYTEST-ARGS) with
 PYOCI_IN_GUEST=1. Container state, bundles and rootfs go to pytest's tmp dir, a tmpfs inside the guest.
 
 It prints the guest's kernel and cgroup.controllers and the timings, streams the guest's console (the pytest
@@ -98,7 +98,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, results)")
     ap.add_argument("--cmd", help="run this shell command in the guest (at the checkout, venv on PATH) instead of "
                     "pytest; its exit status is the result")
-    ap.add_argument("pytest_args", nargs="*", help="after --: arguments to pytest (default: tests/v2 tests/test_devices_bpf.py)")
+    ap.add_argument("pytest_args", nargs="*", help="after --: arguments to pytest (default: tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py)")
     ns = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -113,7 +113,7 @@ def main() -> int:
 
     venv = Path(ns.venv).absolute()
     mounts = host_mounts(venv)
-    args = ns.pytest_args or ["tests/v2", "tests/test_devices_bpf.py"]
+    args = ns.pytest_args or ["tests/v2", "tests/test_devices_bpf.py", "tests/test_cgroups.py"]
     if ns.cmd:
         command = "sh -c %s" % shlex.quote(ns.cmd)
     else:
