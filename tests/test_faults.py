@@ -142,21 +142,34 @@ def test_half_deleted_container_is_stopped_and_removable(rt: Runtime, bundle: Bu
 
 
 def test_busy_cgroup_fails_delete(rt: Runtime, bundle: Bundle) -> None:
-    """A cgroup that cannot be removed (a child cgroup someone made in it) is delete's error, and the
-    container stays for a later delete."""
+    """A cgroup that cannot be removed (a cgroup below the container's holds a process of someone else's, out
+    of the container's reach) is delete's error, and the container stays for a later delete. An empty cgroup
+    below the container's is removed with it (runc removes the subtree too)."""
     bundle.args("sleep", "30")
     cid = rt.create(bundle)
     st = json.loads((rt.root / cid / "state.json").read_text())
-    leaf = Path(st["cgroup_paths"]["created"][-1]) / "intruder"
+    paths = st["cgroup_paths"]["paths"]
+    other = next((n for n in paths if n and "pids" not in n.split(",") and "freezer" not in n.split(",")), None)
+    if other is None:
+        pytest.skip("needs a cgroup v1 hierarchy that delete does not list the container's processes from")
+    leaf = Path(paths[other]) / "intruder"
     leaf.mkdir()
+    empty = [Path(p) / "empty" for n, p in paths.items() if n != other]
+    for e in empty:
+        e.mkdir()
+    outsider = subprocess.Popen(["sleep", "60"])
     try:
+        (leaf / "cgroup.procs").write_text(str(outsider.pid))
         r = rt.cmd("delete", "--force", cid)
         assert r.returncode != 0
-        assert "cannot remove cgroup" in one_line_error(r)
+        assert "cannot remove cgroup" in one_line_error(r) and "intruder" in one_line_error(r)
         assert rt.status(cid) == "stopped"
     finally:
-        leaf.rmdir()
+        outsider.kill()
+        outsider.wait()
+    wait_for(lambda: not (leaf / "cgroup.procs").read_text().split(), what="the intruder cgroup empty")
     rt.ok("delete", "--force", cid)
+    assert not any(e.exists() for e in empty) and not leaf.exists()
 
 
 def test_create_in_frozen_cgroup_is_refused(rt: Runtime, bundle: Bundle) -> None:

@@ -186,13 +186,17 @@ class Cgroup:
                 raise ContainerError("cannot move pid %d into cgroup %s: %s" % (pid, path, e.strerror)) from None
 
     def pids(self) -> list[int]:
-        """Every process of the container (the hierarchy most likely to be complete is used)."""
+        """Every process of the container, in its cgroup and in any the container made below it (the hierarchy
+        most likely to be complete is used)."""
         for name in sorted(self.paths, key=lambda n: ("pids" not in n, "freezer" not in n, n)):
+            out: list[int] = []
             try:
-                with open(os.path.join(self.paths[name], "cgroup.procs")) as f:
-                    return [int(x) for x in f.read().split()]
+                for d in [self.paths[name]] + _below(self.paths[name]):
+                    with open(os.path.join(d, "cgroup.procs")) as f:
+                        out.extend(int(x) for x in f.read().split())
             except OSError:
                 continue
+            return out
         return []
 
     def signal_all(self, sig: int) -> None:
@@ -211,9 +215,14 @@ class Cgroup:
                 pass
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Remove what we created, deepest first; a directory still busy after timeout is an error."""
+        """Remove what we created, and the cgroups the container made below its own, deepest first; a directory
+        still busy after timeout is an error."""
         deadline = time.monotonic() + timeout
-        for d in sorted(self.created, key=len, reverse=True):  # never remove a cgroup someone else made
+        own = set(self.paths.values())
+        below = [d for path in own if path in self.created for d in _below(path)]
+        for d in below + sorted(self.created, key=len, reverse=True):  # never remove a cgroup someone else made
+            if d not in own and d not in below and _below(d):
+                continue  # a level we made that now holds other containers' cgroups too: theirs to remove
             while True:
                 try:
                     os.rmdir(d)
@@ -224,6 +233,21 @@ class Cgroup:
                     if e.errno != errno.EBUSY or time.monotonic() > deadline:
                         raise ContainerError("cannot remove cgroup %s: %s" % (d, e.strerror)) from None
                     time.sleep(0.01)
+
+
+def _below(d: str) -> list[str]:
+    """The cgroups below d, deepest first (none, usually: only a container with a writable cgroup mount makes
+    them)."""
+    out: list[str] = []
+    try:
+        with os.scandir(d) as it:
+            subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return out
+    for sub in subs:
+        out.extend(_below(sub))
+        out.append(sub)
+    return out
 
 
 def _copy_from_parent(d: str, name: str) -> None:

@@ -6,6 +6,7 @@ touch another cgroup; the parent is pyoci's to create and to remove.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,44 @@ def test_kill_all_empties_the_cgroup(rt: Runtime, bundle: Bundle, parent: str) -
         rt.ok("kill", "--all", cid, "KILL")
         wait_for(lambda: not (d / "cgroup.procs").read_text().strip(), what="an empty cgroup")
         rt.wait_status(cid, "stopped")
+
+
+def test_kill_all_and_delete_reach_the_containers_own_sub_cgroups(rt: Runtime, bundle: Bundle, parent: str) -> None:
+    """A container with a writable cgroup mount may make cgroups below its own and move processes there:
+    `ps` lists them, `kill --all` kills them (cgroup.kill takes the whole subtree), `delete` removes the subtree."""
+    cid = rt.new_id()
+    limited(bundle, "/%s/%s" % (parent, cid))
+    bundle.set_namespace("cgroup")
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    bundle.add_mount("/sys/fs/cgroup", type="cgroup", source="cgroup", options=["nosuid", "noexec", "nodev", "rw"])
+    bundle.sh("mkdir -p /sys/fs/cgroup/sub/deeper && "
+              "sh -c 'echo $$ > /sys/fs/cgroup/sub/deeper/cgroup.procs && exec sleep 300' & exec sleep 300")
+    d = CG / parent / cid
+    with rt.container(bundle, cid=cid):
+        rt.ok("start", cid)
+        deeper = d / "sub" / "deeper" / "cgroup.procs"
+        moved = wait_for(lambda: deeper.exists() and deeper.read_text().split(), what="a process in sub/deeper")
+        listed = json.loads(rt.ok("ps", "--format", "json", cid).stdout)
+        assert int(moved[0]) in listed and rt.state(cid)["pid"] in listed
+        rt.ok("kill", "--all", cid, "KILL")
+        wait_for(lambda: not deeper.read_text().split(), what="the sub-cgroup's process killed")
+        rt.wait_status(cid, "stopped")
+        rt.delete(cid)
+    assert not d.exists()
+
+
+def test_a_shared_level_stays_until_its_last_container_is_deleted(rt: Runtime, bundle: Bundle, parent: str) -> None:
+    """The first container makes /parent/mid; the second lives there too: deleting the first leaves mid (no
+    error, no wait). The second did not make mid and leaves it (runc leaves every level; the fixture removes it)."""
+    bundle.args("sleep", "300")
+    first, second = rt.new_id(), rt.new_id()
+    limited(bundle, "/%s/mid/%s" % (parent, first))
+    rt.create(bundle, first)
+    limited(bundle, "/%s/mid/%s" % (parent, second))
+    rt.create(bundle, second)
+    try:
+        rt.delete(first)
+        assert (CG / parent / "mid" / second).is_dir() and not (CG / parent / "mid" / first).exists()
+    finally:
+        rt.cmd("delete", "--force", second)
+    assert (CG / parent / "mid").is_dir() and not (CG / parent / "mid" / second).exists()
