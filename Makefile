@@ -16,10 +16,12 @@ test: install rootfs
 	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; rc=1; fi; \
 	tests/guest/run-v2; v2=$$?; \
-	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$v2
+	tests/guest/run-v2 --systemd; sd=$$?; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; if [ $$v2 -ne 0 ]; then exit $$v2; fi; exit $$sd
 
 test-v2: install rootfs
 	tests/guest/run-v2
+	tests/guest/run-v2 --systemd
 
 deps:
 	@missing=""; for p in $(APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -291,6 +291,8 @@ def _setup(launch: Launch) -> None:
     userns = plan.has("user")
     own_mounts = "mount" in plan.new  # without a mount namespace of its own, the container only gets a chroot
     rootfd = -1
+    if launch.extra.get("await_cgroup"):  # systemd's unit: it exists once systemd has put us in it
+        launch.cgroup_paths = recv(sock, "cgroup")["paths"]
     if own_mounts:
         rootfd = rootfs.prepare(spec)
         devices.check_dev_in_root(rootfd)

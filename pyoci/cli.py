@@ -42,7 +42,7 @@ GLOBAL = (
     Opt("log", ("--log",), str, "", "set the log file to write pyoci logs to (default is stderr)"),
     Opt("log_format", ("--log-format",), str, "text", "set the log format", ("text", "json")),
     Opt("debug", ("--debug",), bool, False, "enable debug logging"),
-    Opt("systemd_cgroup", ("--systemd-cgroup",), bool, False, "use systemd cgroups (not supported)"),
+    Opt("systemd_cgroup", ("--systemd-cgroup",), bool, False, "cgroups as systemd units (cgroupsPath slice:prefix:name)"),
     Opt("rootless", ("--rootless",), str, "auto", "ignore cgroup permission errors", ("true", "false", "auto")),
     Opt("criu", ("--criu",), str, "criu", "path to the criu binary (checkpoint/restore is not supported)"),
 )
@@ -201,10 +201,6 @@ def _setup(g: dict[str, Any]) -> None:
     from pyoci import log
 
     log.configure(g["log"], g["log_format"], g["debug"])
-    if g["systemd_cgroup"]:
-        from pyoci.errors import NotSupported
-
-        raise NotSupported("--systemd-cgroup: the systemd cgroup driver is not supported (no systemd here)")
     if g["rootless"] == "true":
         from pyoci.errors import NotSupported
 

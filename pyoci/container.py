@@ -306,8 +306,7 @@ class Container:
     def _cgroup_of(st: State) -> Any:
         from pyoci.cgroups import Cgroup
 
-        data = st.cgroup_paths
-        return Cgroup(dict(data.get("paths", {})), list(data.get("created", [])))
+        return Cgroup.from_record(st.cgroup_paths)
 
     # --- pause / resume / ps / update (runc's commands beyond the spec) -------------------------------
     def pause(self) -> None:
@@ -461,20 +460,24 @@ class _Builder:
         from pyoci.cgroups import Cgroup
 
         spec, st = self.spec, self.st
-        self.cgroup = cg = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd)
+        self.cgroup = cg = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd, spec.annotations)
         cg.created = cg.missing()
-        st.cgroup_paths = {"paths": cg.paths, "created": cg.created}
-        self.store.save(st)  # before the first mkdir: a runtime killed from now on leaves cgroups delete finds
-        cg.create()
-        if cg.frozen():  # the init would freeze in it and create would never end
-            raise ContainerError("linux.cgroupsPath %r: the cgroup %s is frozen" % (
-                spec.linux.cgroups_path, next(iter(cg.paths.values()), "")))
-        cg.apply(spec.linux.resources or {})
+        st.cgroup_paths = cg.record()
+        self.store.save(st)  # before the first mkdir or unit: a runtime killed from now on leaves what delete finds
+        unit = cg.unit is not None
+        if unit:  # systemd makes the cgroup once the init exists: checked now, written then
+            planned = cg.plan(spec.linux.resources)
+        else:
+            cg.create()
+            if cg.frozen():  # the init would freeze in it and create would never end
+                raise ContainerError("linux.cgroupsPath %r: the cgroup %s is frozen" % (
+                    spec.linux.cgroups_path, next(iter(cg.paths.values()), "")))
+            cg.apply(spec.linux.resources)
         # one cgroup v2 directory: stage 1 forks the init straight into it (clone3); else a migration, which
         # a throwaway child makes cheap by paying the kernel's first-migration wait now
-        into = list(cg.paths) == [""]
+        into = not unit and list(cg.paths) == [""]
         cgroup_fd: int | None = None
-        warm = None if into else _warm_cgroup_attach(cg)
+        warm = None if into or unit else _warm_cgroup_attach(cg)
         if warm is not None:
             self.children.append(warm)
         import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
@@ -499,7 +502,7 @@ class _Builder:
                                       extra={"close": [lock, self.release], "id": st.id, "linger": linger,
                                              "parent": os.getpid(),
                                              "dmz": bootstrap.load_dmz(), "preserved": list(preserved or []),
-                                             "cgroup_fd": cgroup_fd})
+                                             "cgroup_fd": cgroup_fd, "await_cgroup": unit})
             if subreaper:
                 import prctl
 
@@ -537,7 +540,10 @@ class _Builder:
                     # grace period); the init unshares its cgroup namespace and runs no container code before
                     # it reads "hooks-done"
                     placed = bool(msg.get("placed"))
-                    if not placed:
+                    if unit:  # the init waits for its cgroup before it mounts anything (cgroup mounts need it)
+                        cg.start(init_pid, planned, self._save_cgroup)
+                        bootstrap.send(parent, "cgroup", paths=cg.paths)
+                    elif not placed:
                         self.cgroup.add(init_pid)
                     if warm is not None:
                         os.waitpid(warm, 0)
@@ -563,7 +569,7 @@ class _Builder:
             self.children.remove(pid)
             log.debug("container %s created: init pid %d, cgroup %s (%s)" % (
                 st.id, init_pid, next(iter(self.cgroup.paths.values()), "-"),
-                "born in it: clone3" if placed else "moved in"))
+                "systemd unit " + cg.unit if unit else "born in it: clone3" if placed else "moved in"))
         finally:
             parent.close()
             plan.close()
@@ -571,6 +577,10 @@ class _Builder:
                 os.close(self.release)
             if cgroup_fd is not None:
                 os.close(cgroup_fd)
+
+    def _save_cgroup(self) -> None:
+        self.st.cgroup_paths = self.cgroup.record()
+        self.store.save(self.st)
 
     def abort(self) -> bool:
         """Kill whatever was started, reap it, remove the cgroup. False: something is left for delete."""

@@ -29,7 +29,7 @@ class State(Record):
     annotations: dict[str, str] = {}
     created: str = ""
     rootfs: str = ""
-    cgroup_paths: dict[str, Any] = {}  # {"paths": {hierarchy: dir}, "created": [dirs pyoci made]}
+    cgroup_paths: dict[str, Any] = {}  # {"paths": {hierarchy: dir}, "created": [dirs pyoci made], "unit": systemd's}
     hooks: dict[str, Any] = {}  # poststart/poststop hooks, kept for later commands
     owner: str = "root"
     own_pid_ns: bool = True  # with one, the kernel ends every process of the container with its init

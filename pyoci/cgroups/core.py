@@ -9,9 +9,13 @@ import errno
 import os
 import time
 
-from pyoci.errors import ContainerError, NotSupported
+from pyoci.errors import ConfigError, ContainerError, NotSupported
 
 R = "linux.resources"  # the config's field, in messages
+
+TYPE_CHECKING = False  # typing itself is not imported on the hot path
+if TYPE_CHECKING:
+    from pyoci.cgroups.resources import Apply
 
 
 class Hierarchy:
@@ -74,12 +78,20 @@ class Cgroup:
         self.created = created or []  # directories we made, deepest last
         self.roots = roots or {}  # hierarchy name -> mount point (found from mountinfo when missing)
 
+    unit: str | None = None  # the systemd unit, for the systemd driver's cgroups (pyoci.cgroups.systemd)
+
     @classmethod
-    def for_container(cls, cgroups_path: str, cid: str, systemd: bool = False) -> Cgroup:
-        """Resolve linux.cgroupsPath like runc: absolute from each hierarchy's root, relative from ours."""
-        if systemd or (":" in cgroups_path and not cgroups_path.startswith("/")):
-            raise NotSupported("linux.cgroupsPath %r: the systemd cgroup driver is not supported (no systemd here)"
-                               % cgroups_path)
+    def for_container(cls, cgroups_path: str, cid: str, systemd: bool = False,
+                      annotations: dict | None = None) -> Cgroup:
+        """Resolve linux.cgroupsPath like runc: absolute from each hierarchy's root, relative from ours; with
+        systemd, runc's slice:prefix:name (a systemd unit, pyoci.cgroups.systemd)."""
+        if systemd:
+            from pyoci.cgroups.systemd import SystemdCgroup
+
+            return SystemdCgroup.for_unit(cgroups_path, cid, annotations)
+        if ":" in cgroups_path and not cgroups_path.startswith("/"):
+            raise ConfigError("linux.cgroupsPath %r is in the systemd driver's slice:prefix:name form: run with "
+                              "--systemd-cgroup, or give a cgroup path" % cgroups_path)
         if ".." in cgroups_path.split("/"):
             raise ContainerError("linux.cgroupsPath %r: must not contain '..'" % cgroups_path)
         rel = cgroups_path or "/" + cid
@@ -132,6 +144,26 @@ class Cgroup:
                 pass  # the paths are in the state: delete --force retries
             raise ContainerError("cannot create cgroup: %s" % e) from None
 
+    def record(self) -> dict:
+        """What the state keeps of this cgroup (``from_record`` reads it back)."""
+        return {"paths": self.paths, "created": self.created}
+
+    @staticmethod
+    def from_record(data: dict) -> Cgroup:
+        if data.get("unit") is not None:
+            from pyoci.cgroups.systemd import SystemdCgroup
+
+            return SystemdCgroup(dict(data.get("paths", {})), list(data.get("created", [])), unit=data["unit"])
+        return Cgroup(dict(data.get("paths", {})), list(data.get("created", [])))
+
+    def plan(self, resources: dict | None, update: bool = False) -> Apply:
+        """linux.resources checked and turned into writes (``execute`` does them), nothing written yet."""
+        from pyoci.cgroups.resources import Apply
+
+        planned = Apply(self, resources or {}, update)
+        planned.plan()
+        return planned
+
     def apply(self, resources: dict | None, update: bool = False) -> None:
         """Apply an OCI linux.resources object to this cgroup, like runc: every controller where it is mounted.
 
@@ -140,9 +172,7 @@ class Cgroup:
         and the values are written. Any failed write is a ContainerError naming the field, file and value.
         update: `pyoci update` of a live container: device rules are rewritten only when given.
         """
-        from pyoci.cgroups.resources import Apply
-
-        Apply(self, resources or {}, update).run()
+        self.plan(resources, update).execute()
 
     def freeze(self, frozen: bool, timeout: float = 10.0) -> None:
         """pause/resume: the v1 freezer if mounted, else cgroup.freeze of v2; waits until the kernel is done."""

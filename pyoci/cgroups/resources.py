@@ -126,7 +126,8 @@ class Apply:
         self.op(field, lambda: self.write(field, d, name, value))
 
     # ------------------------------------------------------------------ run
-    def run(self) -> None:
+    def plan(self) -> None:
+        """Check every field and queue its writes."""
         for section in ("cpu", "memory", "blockIO", "network", "pids", "rdma", "unified"):
             v = self.res.get(section)
             if v is not None and not isinstance(v, dict):
@@ -145,12 +146,14 @@ class Apply:
         self.network()
         self.rdma()
         self.unified()
+
+    def execute(self) -> None:
+        """Enable the cgroup v2 controllers needed, then write."""
         if self.v2_needed:
             v2.enable(self)
         for _field, fn in self.ops:
             fn()  # type: ignore[operator]
 
-    # ------------------------------------------------------------------ devices
     # ------------------------------------------------------------------ devices
     def devices(self) -> None:
         if self.update and "devices" not in self.res:

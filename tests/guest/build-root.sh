@@ -19,13 +19,13 @@ suite=${PYOCI_GUEST_SUITE:-bookworm}
 mirror=${PYOCI_GUEST_MIRROR:-http://deb.debian.org/debian}
 # What runs inside: the host's venv (its interpreter's shared libraries come from the guest's /usr/lib), the
 # busybox the tests build their container rootfs from, and the tools the init and the tests call.
-packages="python3 procps iproute2 busybox-static kmod util-linux mount libseccomp2 libcap2 libffi8 libssl3 libsqlite3-0
+packages="systemd systemd-sysv dbus python3 procps iproute2 busybox-static kmod util-linux mount libseccomp2 libcap2 libffi8 libssl3 libsqlite3-0
 libbz2-1.0 liblzma5 libreadline8 libncursesw6 libuuid1 zlib1g libexpat1 libtirpc3 libnsl2"
 # The peers tests/v2/test_engines.py drives (runc is the oracle), installed after debootstrap with
 # `apt-get install --no-install-recommends` in the chroot (apt resolves podman's virtual and alternative
 # dependencies, which debootstrap's resolver does not), with services kept from starting by a policy-rc.d.
 engines="runc containerd docker.io podman conmon golang-github-containers-common iptables tini"
-format=2   # bump when the steps below change in a way the key does not see
+format=4   # bump when the steps below change in a way the key does not see
 
 force=0
 [ "${1:-}" = "--force" ] && force=1
@@ -56,16 +56,59 @@ root=$cache/root
 stamp=$root/.pyoci-guest-stamp
 mkdir -p "$cache"
 
-install_init() {  # refreshed on every call; an atomic rename so a running guest never sees half a file
-    install -m 0755 "$here/init.sh" "$1/sbin/pyoci-guest-init.tmp.$$"
-    mv -f "$1/sbin/pyoci-guest-init.tmp.$$" "$1/sbin/pyoci-guest-init"
+# What both modes boot with, refreshed on every call (each file by an atomic rename, so that a running guest
+# never sees half of one): the plain init (init.sh as /sbin/pyoci-guest-init) and, for systemd as PID 1
+# (run.py --systemd), the job unit and its script (systemd/pyoci-guest-job.service, systemd-job.sh as
+# /sbin/pyoci-guest-job), drop-ins for journald and the manager, an /etc/fstab with the tmpfs mounts init.sh
+# makes itself (the plain init never reads it), the default target and the masks below.
+# Masked: what a UML test guest has no use for or that slows its boot (consoles to log in on, udev, time sync,
+# timers, wait-online, first-boot questions, pstore), what would write into the shared root (random seed, utmp,
+# the ConditionNeedsUpdate= units: ldconfig, hwdb, journal catalog, sysusers, update-done), and the engines'
+# own services (the tests start dockerd and containerd themselves; podman's would touch /var/lib/containers).
+masked="getty.target getty@.service serial-getty@.service console-getty.service container-getty@.service
+systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service systemd-udevd-control.socket
+systemd-udevd-kernel.socket systemd-timesyncd.service systemd-networkd-wait-online.service
+systemd-firstboot.service systemd-pstore.service systemd-random-seed.service systemd-update-utmp.service
+systemd-update-utmp-runlevel.service systemd-journal-flush.service ldconfig.service systemd-hwdb-update.service
+systemd-journal-catalog-update.service systemd-sysusers.service systemd-update-done.service
+systemd-machine-id-commit.service systemd-repart.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount
+apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer
+systemd-tmpfiles-clean.timer docker.service docker.socket containerd.service podman.service podman.socket
+podman-restart.service podman-auto-update.service podman-auto-update.timer podman-clean-transient.service"
+# tmpfs mounts (mount point, mode): as init.sh mounts them; build-root.sh makes the mount points.
+tmpfs="/tmp:1777 /var/tmp:1777 /root:700 /etc/docker:711 /opt/containerd:711 /var/lib/docker:711
+/var/lib/containers:711 /var/cache/containers:711"
+
+put() {  # put SRC DEST [MODE]: install a file atomically
+    install -m "${3:-0644}" "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+link() {  # link TARGET DEST: a symlink, atomically
+    ln -sfn "$1" "$2.tmp.$$" && mv -fT "$2.tmp.$$" "$2"
+}
+install_guest() {
+    put "$here/init.sh" "$1/sbin/pyoci-guest-init" 0755
+    put "$here/systemd-job.sh" "$1/sbin/pyoci-guest-job" 0755
+    s=$1/etc/systemd
+    mkdir -p "$s/system/multi-user.target.wants" "$s/journald.conf.d" "$s/system.conf.d"
+    put "$here/systemd/pyoci-guest-job.service" "$s/system/pyoci-guest-job.service"
+    link ../pyoci-guest-job.service "$s/system/multi-user.target.wants/pyoci-guest-job.service"
+    put "$here/systemd/journald.conf" "$s/journald.conf.d/pyoci-guest.conf"
+    put "$here/systemd/system.conf" "$s/system.conf.d/pyoci-guest.conf"
+    link /lib/systemd/system/multi-user.target "$s/system/default.target"
+    for u in $masked; do
+        link /dev/null "$s/system/$u"
+    done
+    { echo "# tmpfs mounts of the guest booted with systemd (tests/guest/build-root.sh); the plain init makes its own"
+      for m in $tmpfs; do
+          echo "tmpfs ${m%:*} tmpfs nosuid,nodev,mode=${m#*:} 0 0"
+      done; } > "$1/etc/fstab.tmp.$$" && mv -f "$1/etc/fstab.tmp.$$" "$1/etc/fstab"
 }
 
 exec 9>"$cache/.lock"
 flock 9
 
 if [ "$force" = 0 ] && [ -f "$stamp" ] && [ "$(sed -n 's/^key=//p' "$stamp")" = "$key" ]; then
-    install_init "$root"
+    install_guest "$root"
     echo "$root"
     exit 0
 fi
@@ -103,10 +146,14 @@ cp -a "$moddir" "$tmp/usr/lib/modules/$kver"
 mkdir -p "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/tmp" "$tmp/run" "$tmp/var/tmp" "$tmp/pyoci-run"
 mkdir -p "$tmp/etc/docker" "$tmp/opt/containerd" "$tmp/var/lib/docker" "$tmp/var/lib/containers" \
     "$tmp/var/cache/containers"   # tmpfs mount points for the engines' fixed state paths (init.sh)
+# Made at each boot under systemd if missing (logind's state directory, tmpfiles.d of the CNI plugins): made here,
+# so that a boot writes nothing into the shared root.
+mkdir -p "$tmp/var/lib/systemd/linger" "$tmp/var/lib/cni/networks"
 echo pyoci-guest > "$tmp/etc/hostname"
-: > "$tmp/etc/fstab"
+# One machine id for every boot (systemd as PID 1 would otherwise make one at each, in /etc).
+chroot "$tmp" systemd-machine-id-setup >/dev/null 2>&1 || true
 rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"* 2>/dev/null || true
-install_init "$tmp"
+install_guest "$tmp"
 
 {
     echo "key=$key"

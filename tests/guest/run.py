@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run tests inside a user-mode-Linux guest: a Linux 6.1 kernel as a process, with a pure cgroup v2 hierarchy.
 
-    python3 tests/guest/run.py [--timeout S] [--mem 3G] [--keep] [-- PYTEST-ARGS...]
-    python3 tests/guest/run.py --cmd 'SHELL COMMAND'      (anything else, e.g. a look around)
+    python3 tests/guest/run.py [--systemd] [--timeout S] [--mem 3G] [--keep] [-- PYTEST-ARGS...]
+    python3 tests/guest/run.py [--systemd] --cmd 'SHELL COMMAND'      (anything else, e.g. a look around)
 
 (tests/guest/run-v2 is the same.) It builds the guest root if needed (tests/guest/build-root.sh, cached under
 $PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` with that root over hostfs, and the
@@ -11,10 +11,14 @@ the checkout, its venv and the venv interpreter's install prefix at their host p
 unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py`` (or the PYTEST-ARGS) with
 PYOCI_IN_GUEST=1. Container state, bundles and rootfs go to pytest's tmp dir, a tmpfs inside the guest.
 
+With --systemd the guest boots ``init=/lib/systemd/systemd`` instead (the same root): the job is run by the
+unit pyoci-guest-job.service (tests/guest/systemd/, with tests/guest/systemd-job.sh) once the
+system is up, with PYOCI_GUEST_SYSTEMD=1 too, and the default PYTEST-ARGS are ``tests/systemd``.
+
 It prints the guest's kernel and cgroup.controllers and the timings, streams the guest's console (the pytest
 output), and exits with pytest's status. It fails loudly (exit 3) when the guest does not boot, does not
-write a result, or runs past --timeout (the whole UML process group is then killed). pytest's "no tests
-collected" (5) is turned into a failure too.
+write a result, runs past --timeout, or has not booted after --boot-timeout (the whole UML process group is
+then killed). pytest's "no tests collected" (5) is turned into a failure too.
 """
 from __future__ import annotations
 
@@ -40,13 +44,14 @@ def fail(msg: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
     sys.exit(GUEST_FAIL)
 
 
-def build_root() -> Path:
+def build_root(systemd: bool) -> Path:
     r = subprocess.run(["sh", str(HERE / "build-root.sh")], stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
         fail("building the guest root failed (tests/guest/build-root.sh exited %d)" % r.returncode)
     root = Path(r.stdout.strip().splitlines()[-1])
-    if not (root / "sbin" / "pyoci-guest-init").exists():
-        fail("guest root %s has no /sbin/pyoci-guest-init" % root)
+    for need in ["sbin/pyoci-guest-init"] + (["lib/systemd/systemd", "sbin/pyoci-guest-job"] if systemd else []):
+        if not (root / need).exists():
+            fail("guest root %s has no /%s" % (root, need))
     return root
 
 
@@ -81,7 +86,7 @@ for d in {mounts}; do
 done
 modprobe -q overlay 2>/dev/null
 cd {repo} || {{ echo "no checkout at {repo}" > $R/error; exit 1; }}
-export PYOCI_IN_GUEST=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TMPDIR=/tmp
+export PYOCI_IN_GUEST=1 PYOCI_GUEST_SYSTEMD={systemd} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TMPDIR=/tmp
 export PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 : > $R/tests-start
 {{ {command} 2>&1; echo $? > $R/rc; }} | tee $R/output > /dev/console
@@ -96,16 +101,21 @@ def main() -> int:
     ap.add_argument("--mem", default=os.environ.get("PYOCI_GUEST_MEM", "3G"))
     ap.add_argument("--venv", default=os.environ.get("PYOCI_GUEST_VENV", str(REPO / ".venv")))
     ap.add_argument("--keep", action="store_true", help="keep the run directory (console log, results)")
+    ap.add_argument("--boot-timeout", type=float, default=float(os.environ.get("PYOCI_GUEST_BOOT_TIMEOUT", 180)),
+                    help="fail if the guest has not booted (started its job) after this many seconds (default 180)")
+    ap.add_argument("--systemd", action="store_true", help="boot with systemd as PID 1 (the job runs as the unit "
+                    "pyoci-guest-job.service); default pytest arguments: tests/systemd")
     ap.add_argument("--cmd", help="run this shell command in the guest (at the checkout, venv on PATH) instead of "
                     "pytest; its exit status is the result")
-    ap.add_argument("pytest_args", nargs="*", help="after --: arguments to pytest (default: tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py)")
+    ap.add_argument("pytest_args", nargs="*", help="after --: arguments to pytest (default: tests/v2 "
+                    "tests/test_devices_bpf.py tests/test_cgroups.py; with --systemd: tests/systemd)")
     ns = ap.parse_args()
 
     if os.geteuid() != 0:
         fail("must run as root")
     uml = shutil.which("linux.uml")
     t0 = time.monotonic()
-    root = build_root()
+    root = build_root(ns.systemd)
     uml = uml or shutil.which("linux.uml")
     if not uml:
         fail("linux.uml not found (apt-get install user-mode-linux)")
@@ -113,7 +123,8 @@ def main() -> int:
 
     venv = Path(ns.venv).absolute()
     mounts = host_mounts(venv)
-    args = ns.pytest_args or ["tests/v2", "tests/test_devices_bpf.py", "tests/test_cgroups.py"]
+    default = ["tests/systemd"] if ns.systemd else ["tests/v2", "tests/test_devices_bpf.py", "tests/test_cgroups.py"]
+    args = ns.pytest_args or default
     if ns.cmd:
         command = "sh -c %s" % shlex.quote(ns.cmd)
     else:
@@ -122,12 +133,15 @@ def main() -> int:
     run = Path(tempfile.mkdtemp(prefix="pyoci-guest-run."))
     (run / "job.sh").write_text(JOB.format(
         mounts=" ".join(shlex.quote(m) for m in mounts), repo=shlex.quote(str(REPO)),
-        venv=shlex.quote(str(venv)), command=command))
+        venv=shlex.quote(str(venv)), command=command, systemd=int(ns.systemd)))
     (run / "uml").mkdir()
 
     argv = [uml, "mem=%s" % ns.mem, "rootfstype=hostfs", "rootflags=%s" % root, "rw",
-            "init=/sbin/pyoci-guest-init", "con=null", "con0=null,fd:1", "quiet",
-            "umid=pyoci-guest", "uml_dir=%s" % (run / "uml"), "pyoci_run=%s" % run]
+            "init=/lib/systemd/systemd" if ns.systemd else "init=/sbin/pyoci-guest-init", "con=null",
+            "con0=null,fd:1", "quiet", "umid=pyoci-guest-%d" % os.getpid(), "uml_dir=%s" % (run / "uml"),
+            "pyoci_run=%s" % run]
+    if ns.systemd:
+        argv += ["systemd.show_status=0", "systemd.unified_cgroup_hierarchy=1"]
     print("pyoci-guest: root %s, run dir %s" % (root, run), flush=True)
     print("pyoci-guest: host paths mounted in the guest: %s" % " ".join(mounts), flush=True)
     print("pyoci-guest: %s" % (command if ns.cmd else "pytest " + " ".join(args)), flush=True)
@@ -150,12 +164,17 @@ def main() -> int:
     # Wait without reaping (WNOWAIT): while the exited leader is a zombie its pid is still its process group's
     # id, so the group can be killed (UML's helper processes, should any remain) with no risk of hitting a
     # reused pid; then reap it.
-    timed_out = False
-    deadline = time.monotonic() + ns.timeout
+    timed_out = boot_timed_out = False
+    t_start = time.monotonic()
+    deadline = t_start + ns.timeout
     try:
         while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 timed_out = True
+                break
+            if now > t_start + ns.boot_timeout and not (run / "booted").exists():
+                boot_timed_out = True
                 break
             time.sleep(0.2)
     finally:
@@ -190,6 +209,12 @@ def main() -> int:
         timing.append("tests %.1fs" % (ended - started))
     timing.append("guest total %.1fs" % (t_end - t_boot0))
     print("pyoci-guest: timings: %s" % ", ".join(timing), flush=True)
+    if ns.systemd:
+        analyze = (read("systemd-analyze") or "?").splitlines()
+        print("pyoci-guest: systemd: %s; state %s; failed units: %s" % (
+            " ".join(line.strip() for line in analyze), read("system-state") or "?",
+            ", ".join(line.split()[0] for line in (read("failed-units") or "").splitlines() if line.split())
+            or "none"), flush=True)
 
     def tail() -> str:
         try:
@@ -202,6 +227,10 @@ def main() -> int:
 
     keep = ns.keep
     try:
+        if boot_timed_out:
+            keep = True
+            fail("the guest had not booted (no %s/booted) after --boot-timeout %.0fs and was killed (run dir kept)%s"
+                 % (run, ns.boot_timeout, tail()))
         if timed_out:
             keep = True
             fail("the guest ran past --timeout %.0fs and was killed (run dir kept: %s)%s" % (ns.timeout, run, tail()))

@@ -57,6 +57,10 @@ COMBOS = [("docker", "runc"), ("docker", "pyoci"), ("podman", "runc"), ("podman"
 LONG_RUNNING = ["sh", "-c", 'trap "exit 0" TERM; sleep 1000 & wait']
 LIMITS = ["-m", "64m", "--pids-limit", "42", "--cpus", "0.5"]
 CMD_TIMEOUT = 120
+# The cgroup driver the engines use: cgroupfs in the plain guest; on the guest booted with systemd as PID 1
+# (tests/systemd/test_systemd_engines.py runs these scenarios there) their default, systemd.
+SYSTEMD = os.environ.get("PYOCI_GUEST_SYSTEMD") == "1"
+DRIVER = "systemd" if SYSTEMD else "cgroupfs"
 
 
 def run_cmd(argv: list[str], timeout: float = CMD_TIMEOUT, env: dict[str, str] | None = None
@@ -163,6 +167,8 @@ class Engine:
             subprocess.run(["umount", "-l", m.split()[4]], capture_output=True)
         # Cgroups the engine made: the parents it keeps by design go when empty; one that will not is a leak.
         for d in sorted(cgroup_dirs() - self.cgroups_before, key=len, reverse=True):
+            if SYSTEMD and d.endswith(".slice"):
+                continue  # a slice systemd made for the engine's units (machine.slice): systemd's to keep
             try:
                 os.rmdir(d)
             except OSError as e:
@@ -204,7 +210,7 @@ class Docker(Engine):
         argv = ["dockerd", "--config-file", str(d / "daemon.json"), "--data-root", str(d / "data"),
                 "--exec-root", str(d / "exec"), "--pidfile", str(d / "dockerd.pid"), "-H", "unix://%s" % self.sock,
                 "--iptables=false", "--bridge=none", "--storage-driver", "overlay2",
-                "--exec-opt", "native.cgroupdriver=cgroupfs"]
+                "--exec-opt", "native.cgroupdriver=%s" % DRIVER]
         for rt, w in self.wrappers.items():
             argv += ["--add-runtime", "test-%s=%s" % (rt, w)]
         with open(d / "dockerd.log", "ab") as log:
@@ -248,7 +254,7 @@ class Podman(Engine):
         d = self.dir
         return ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"),
                 "--network-config-dir", str(d / "net"), "--storage-driver", "overlay",
-                "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                "--cgroup-manager", DRIVER, "--events-backend", "file",
                 "--runtime", str(self.wrappers[runtime]), *map(str, args)]
 
 
@@ -420,6 +426,31 @@ def test_exec(ctx: Ctx, box: Box) -> None:
     assert (box.cgroup / "pids.max").read_text().strip() == "42"
 
 
+def unit_of(box: Box) -> str:
+    return box.cgroup.name
+
+
+def systemctl_show(unit: str, *props: str) -> dict[str, str]:
+    out = run_cmd(["systemctl", "show", unit, "-p", ",".join(props)]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@pytest.mark.skipif(not SYSTEMD, reason="the systemd cgroup driver: on the guest with systemd as PID 1")
+def test_systemd_unit(ctx: Ctx, box: Box) -> None:
+    """With its default driver the engine asks for --systemd-cgroup and a slice:prefix:name path; the container is
+    a transient scope (docker-ID.scope, libpod-ID.scope) whose properties carry the limits."""
+    if not ctx.podman:
+        info = ctx.ok("info", "--format", "{{.CgroupDriver}}").stdout.strip()
+        assert info == "systemd", info
+    created = ctx.called("create", box.cid)
+    assert created and "--systemd-cgroup" in created[0].split(), created
+    unit = unit_of(box)
+    assert unit == "%s-%s.scope" % ("libpod" if ctx.podman else "docker", box.cid), box.cgroup
+    p = systemctl_show(unit, "ActiveState", "MemoryMax", "TasksMax", "CPUQuotaPerSecUSec", "Delegate")
+    assert p == {"ActiveState": "active", "MemoryMax": str(64 * MiB), "TasksMax": "42",
+                 "CPUQuotaPerSecUSec": "500ms", "Delegate": "yes"}, p
+
+
 def test_pause_unpause(ctx: Ctx, box: Box) -> None:
     """The container's cgroup is frozen once pause returns, thawed once unpause does (the next scenarios exec
     in it)."""
@@ -457,6 +488,9 @@ def test_update(ctx: Ctx, box: Box) -> None:
     assert r.stdout.splitlines() == [str(96 * MiB), pids, "25000 100000"], ctx.explain(r)
     assert (box.cgroup / "memory.max").read_text().strip() == str(96 * MiB)
     assert (box.cgroup / "cpu.max").read_text().strip() == "25000 100000"
+    if SYSTEMD:  # the unit's properties follow (SetUnitProperties)
+        p = systemctl_show(unit_of(box), "MemoryMax", "CPUQuotaPerSecUSec")
+        assert p == {"MemoryMax": str(96 * MiB), "CPUQuotaPerSecUSec": "250ms"}, p
 
 
 def test_stop(ctx: Ctx, box: Box) -> None:
@@ -476,3 +510,5 @@ def test_rm(ctx: Ctx, box: Box) -> None:
     assert r.returncode != 0, r.stdout
     ctx.assert_gone(box.cid)
     assert not box.cgroup.exists(), box.cgroup
+    if SYSTEMD:
+        assert systemctl_show(unit_of(box), "LoadState") == {"LoadState": "not-found"}
