@@ -22,6 +22,10 @@ long pyoci_join_session_keyring(const char *name);
 int pyoci_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
 long pyoci_bpf(int cmd, void *attr, unsigned int size);
 long pyoci_clone3_into_cgroup(int cgroup_fd);
+int pyoci_mount_setattr(int dfd, const char *path, unsigned int flags, uint64_t attr_set, uint64_t attr_clr,
+                        uint64_t propagation, uint64_t userns_fd);
+int pyoci_open_tree(int dfd, const char *path, unsigned int flags);
+int pyoci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned int flags);
 
 #define CLONE_NEWNS ...
 #define CLONE_NEWUTS ...
@@ -54,6 +58,24 @@ long pyoci_clone3_into_cgroup(int cgroup_fd);
 #define MS_STRICTATIME ...
 #define MS_LAZYTIME ...
 #define MNT_DETACH ...
+
+#define MOUNT_ATTR_RDONLY ...
+#define MOUNT_ATTR_NOSUID ...
+#define MOUNT_ATTR_NODEV ...
+#define MOUNT_ATTR_NOEXEC ...
+#define MOUNT_ATTR__ATIME ...
+#define MOUNT_ATTR_RELATIME ...
+#define MOUNT_ATTR_NOATIME ...
+#define MOUNT_ATTR_STRICTATIME ...
+#define MOUNT_ATTR_NODIRATIME ...
+#define MOUNT_ATTR_IDMAP ...
+#define MOUNT_ATTR_NOSYMFOLLOW ...
+#define AT_RECURSIVE ...
+#define AT_EMPTY_PATH ...
+#define OPEN_TREE_CLONE ...
+#define OPEN_TREE_CLOEXEC ...
+#define MOVE_MOUNT_F_EMPTY_PATH ...
+#define MOVE_MOUNT_T_EMPTY_PATH ...
 
 #define RESOLVE_NO_MAGICLINKS ...
 #define RESOLVE_NO_SYMLINKS ...
@@ -90,6 +112,7 @@ long pyoci_clone3_into_cgroup(int cgroup_fd);
 SOURCE = """
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -115,6 +138,61 @@ SOURCE = """
 #define PR_CAP_AMBIENT_RAISE 2
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
 #endif
+
+/* the new mount API (5.2; mount_setattr 5.12): numbers and structs by hand, linux/mount.h clashes with sys/mount.h */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#define MOUNT_ATTR__ATIME 0x00000070
+#define MOUNT_ATTR_RELATIME 0x00000000
+#define MOUNT_ATTR_NOATIME 0x00000010
+#define MOUNT_ATTR_STRICTATIME 0x00000020
+#define MOUNT_ATTR_NODIRATIME 0x00000080
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef MOUNT_ATTR_NOSYMFOLLOW
+#define MOUNT_ATTR_NOSYMFOLLOW 0x00200000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+struct pyoci_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+static int pyoci_mount_setattr(int dfd, const char *path, unsigned int flags, uint64_t attr_set, uint64_t attr_clr,
+                               uint64_t propagation, uint64_t userns_fd)
+{
+    struct pyoci_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
+    return syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof(attr));
+}
+
+static int pyoci_open_tree(int dfd, const char *path, unsigned int flags)
+{ return syscall(SYS_open_tree, dfd, path, flags); }
+
+static int pyoci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned int flags)
+{ return syscall(SYS_move_mount, from_dfd, from_path, to_dfd, to_path, flags); }
 
 static int pyoci_pivot_root(const char *new_root, const char *put_old)
 { return syscall(SYS_pivot_root, new_root, put_old); }

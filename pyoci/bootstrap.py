@@ -109,6 +109,11 @@ def stage1(launch: Launch) -> NoReturn:
         prctl.set_dumpable(False)
         recv(sock, "go")
         plan = launch.namespaces
+        if "mount" in plan.new and not launch.extra.get("exec"):  # what only the host's root can open or map
+            from pyoci.rootfs import detach_sources
+
+            user = launch.spec.linux.namespace("user")
+            launch.extra["sources"] = detach_sources(launch.spec, user is not None, user.path if user else "")
         plan.join_user()
         if "user" in plan.new:
             from pyoci import syscalls
@@ -130,6 +135,10 @@ def stage1(launch: Launch) -> NoReturn:
             from pyoci import syscalls
 
             syscalls.unshare(flags)
+        if "network" in plan.new:
+            from pyoci.namespaces import loopback_up
+
+            loopback_up()
         if "time" in plan.new:
             from pyoci.namespaces import write_time_offsets
 
@@ -222,7 +231,7 @@ def preload(spec: Spec) -> None:
 
     from pyoci import console, devices, hooks, namespaces, process, rootfs, syscalls  # noqa: F401
 
-    process.last_cap()  # read from the host's /proc, now
+    process.runtime_bounding()  # read from the host's /proc, now (last_cap too)
 
     if spec.hooks["createContainer"]:
         preload_hooks()
@@ -296,8 +305,10 @@ def _setup(launch: Launch) -> None:
     if own_mounts:
         rootfd = rootfs.prepare(spec)
         devices.check_dev_in_root(rootfd)
-        rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths).mount_all()
+        mounter = rootfs.Mounter(spec, rootfd, userns, launch.cgroup_paths, launch.extra.pop("sources", None))
+        mounter.mount_all()
         devices.create_devices(spec, rootfd, userns)
+        mounter.finish()
     send(sock, "hooks")
     pid = recv(sock, "hooks-done")["pid"]  # also: the runtime has put us in our cgroup
     # the state is built here, not sent: annotations may be larger than one message can carry
@@ -312,7 +323,7 @@ def _setup(launch: Launch) -> None:
         syscalls.unshare(clone_flag("cgroup"))
     from pyoci import hooks
 
-    hooks.run("createContainer", spec.hooks["createContainer"], state)
+    hooks.run("createContainer", spec.hooks["createContainer"], state, cwd=spec.root_path if own_mounts else None)
     if spec.linux.sysctl:
         rootfs.write_sysctls(spec.linux.sysctl)
     proc = spec.process
@@ -349,7 +360,7 @@ def _prepare_process(launch: Launch, proc: Any) -> None:
         _terminal(launch)
     _chdir(proc.cwd, create=not launch.extra.get("exec"))
     launch.extra["exe"] = _executable(proc)
-    launch.extra["env"] = _environment(proc)
+    launch.extra["env"] = environment(proc)
     process.set_rlimits(proc)
 
 
@@ -372,9 +383,13 @@ def _terminal(launch: Launch) -> None:
     if launch.console is None:
         raise ContainerError("process.terminal is true but no console socket was given (--console-socket)")
     master, slave, _name = console.open_pty()
-    size = launch.spec.process.console_size if launch.spec.process else None
-    if size:
-        console.set_size(master, size[0], size[1])
+    proc = launch.spec.process
+    assert proc is not None
+    if proc.console_size:
+        console.set_size(master, proc.console_size[0], proc.console_size[1])
+    console.own_slave(slave, proc.user.uid)
+    if launch.extra.get("proxied"):  # our own stdio proxy (foreground run/exec): "\n" stays "\n", as with runc
+        console.clear_onlcr(slave)
     if not launch.extra.get("exec"):  # the container's /dev/console is its init's terminal
         try:
             root = os.open("/", rootfs.O_PATH | os.O_DIRECTORY)
@@ -421,10 +436,11 @@ def _executable(proc: Any) -> str:
     return find_executable(proc)
 
 
-def _environment(proc: Any) -> list[str]:
-    """process.env, plus HOME from the container's /etc/passwd when unset (as runc does)."""
+def environment(proc: Any) -> list[str]:
+    """process.env, plus HOME from the container's /etc/passwd when unset or empty (as runc does)."""
     env = list(proc.env)
-    if not any(e.startswith("HOME=") for e in env):
+    if not any(e.startswith("HOME=") and e != "HOME=" for e in env):
+        env = [e for e in env if e != "HOME="]
         home = "/"
         try:
             with open("/etc/passwd") as f:

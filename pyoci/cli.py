@@ -270,9 +270,9 @@ def do_list(g: dict[str, Any], o: dict[str, Any]) -> int:
         for st in states:
             print(st.id)
     elif o["format"] == "json":
-        import json
+        from pyoci import jsonio
 
-        print(json.dumps([{"ociVersion": st.oci()["ociVersion"], "id": st.id,
+        print(jsonio.dumps([{"ociVersion": st.oci()["ociVersion"], "id": st.id,
                            "pid": st.pid if st.status in ("created", "running") else 0, "status": st.status,
                            "bundle": st.bundle, "rootfs": st.rootfs, "created": st.created, "owner": st.owner,
                            "annotations": st.annotations or None} for st in states]))
@@ -448,13 +448,15 @@ HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
 
 def dispatch(name: str, g: dict[str, Any], o: dict[str, Any]) -> int:
     """Run one command; every PyociError becomes one line on stderr (and in --log) and an exit code."""
-    from pyoci.errors import PyociError
+    from pyoci.errors import PyociError, UsageError
 
     try:
         _setup(g)
         return HANDLERS[name](g, o)
     except PyociError as e:
         _report(str(e), g)
+        if name == "exec" and not isinstance(e, UsageError):
+            return 255  # runc's exec: any failure to run the process (engines tell it from the process's codes)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -524,8 +526,23 @@ def _click_main(argv: list[str]) -> NoReturn:
 
 def _version(ctx: Any, _param: Any, value: bool) -> None:
     if value:
-        print("pyoci version %s\nspec: %s" % (VERSION, SPEC_VERSION))
+        print("pyoci version %s\ncommit: %s\nspec: %s" % (VERSION, _commit(), SPEC_VERSION))
         ctx.exit(0)
+
+
+def _commit() -> str:
+    """The checkout's commit (`git describe`), as runc's `commit:` line; "unknown" outside a git checkout."""
+    import subprocess
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(here, ".git")):
+        return "unknown"
+    try:
+        out = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty", "--tags"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -51,6 +51,32 @@ def open_pty() -> tuple[int, int, str]:
         raise
 
 
+def own_slave(slave: int, uid: int) -> None:
+    """The process's own terminal: its user's, group tty (from the container's /etc/group) if there is one,
+    mode 620, before the process runs (a non-root process must be able to reopen and set up /dev/tty)."""
+    gid = -1
+    try:
+        with open("/etc/group") as f:
+            for line in f:
+                parts = line.split(":")
+                if parts[0] == "tty" and len(parts) > 2 and parts[2].isdigit():
+                    gid = int(parts[2])
+                    break
+    except OSError:
+        pass
+    try:
+        os.fchown(slave, uid, gid)
+        os.fchmod(slave, 0o620)
+    except OSError as e:
+        raise ContainerError("process.terminal: cannot give the terminal to uid %d: %s" % (uid, e.strerror)) from None
+
+
+def clear_onlcr(fd: int) -> None:
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
 def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 

@@ -128,6 +128,9 @@ class Container:
         _check_supported(spec)
         proc = spec.process
         assert proc is not None
+        from pyoci.process import warn_ungrantable
+
+        warn_ungrantable(proc.capabilities)
         if listen:  # socket activation passes through, as with runc
             proc.env = proc.env + ["LISTEN_FDS=%d" % listen, "LISTEN_PID=1"]
         if proc.terminal and console_socket is None and _console is None:
@@ -404,7 +407,8 @@ def _hooks_inside(config: dict[str, Any], st: State, start_hooks: list[Any]) -> 
             plan.close()
             from pyoci import hooks
 
-            hooks.run("startContainer", start_hooks, state)
+            env = bootstrap.environment(specmod.parse_process(config["process"])) if config.get("process") else []
+            hooks.run("startContainer", start_hooks, state, env=env)
         except BaseException as e:  # noqa: BLE001
             bootstrap.fail(w, e)
         os._exit(0)
@@ -502,7 +506,8 @@ class _Builder:
                                       extra={"close": [lock, self.release], "id": st.id, "linger": linger,
                                              "parent": os.getpid(),
                                              "dmz": bootstrap.load_dmz(), "preserved": list(preserved or []),
-                                             "cgroup_fd": cgroup_fd, "await_cgroup": unit})
+                                             "cgroup_fd": cgroup_fd, "await_cgroup": unit,
+                                             "proxied": console_path is None})
             if subreaper:
                 import prctl
 

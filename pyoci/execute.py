@@ -62,7 +62,7 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
         c = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
         for name in caps:
             name = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
-            for kind in ("bounding", "effective", "permitted"):
+            for kind in ("bounding", "effective", "permitted", "ambient"):  # runc's sets (ambient needs inheritable)
                 if name not in c.setdefault(kind, []):
                     c[kind].append(name)
         base["capabilities"] = c
@@ -106,6 +106,12 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         plan.close()
         raise InvalidState("container %r has exited" % container.id)
     bootstrap.preload(base)
+    from pyoci import log
+    from pyoci.process import warn_ungrantable
+
+    log.debug("exec in container %s (pid %d): %s" % (container.id, st.pid, " ".join(proc.args)))
+
+    warn_ungrantable(proc.capabilities)
     ours = theirs = None
     console = None
     if proc.terminal:
@@ -121,7 +127,8 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     launch = bootstrap.Launch(spec=base, sync=child, exec_listener=None, namespaces=plan,
                               cgroup_paths={}, console=console, preserve_fds=preserve_fds,
-                              extra={"exec": True, "dmz": bootstrap.load_dmz(), "preserved": preserved})
+                              extra={"exec": True, "dmz": bootstrap.load_dmz(), "preserved": preserved,
+                                     "proxied": console_socket is None})
     pid = os.fork()
     if pid == 0:
         parent.close()

@@ -13,8 +13,12 @@ from pyoci.spec import Hook
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
 
 
-def run(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
-    """Run each hook in order; stop at the first failure of a fatal kind, warn and go on otherwise."""
+def run(kind: str, hooks: list[Hook], state: dict[str, Any], cwd: str | None = None,
+        env: list[str] | None = None) -> None:
+    """Run each hook in order; stop at the first failure of a fatal kind, warn and go on otherwise.
+
+    As runc: a hook runs in its caller's working directory (createContainer's is the container's rootfs:
+    cwd), and a hook without env of its own gets env (startContainer's: the container process's)."""
     if not hooks:
         return
     from pyoci import jsonio
@@ -22,9 +26,9 @@ def run(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
     data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         try:
-            _run_one(hook, data, kind in FATAL)
+            _run_one(hook, data, kind in FATAL, cwd, hook.env or env or [])
         except HookError as e:
-            msg = "%s hook #%d (%s): %s" % (kind, i, hook.path, e)
+            msg = "error running %s hook #%d: %s: %s" % (kind, i, hook.path, e)
             if kind in FATAL:
                 raise HookError(msg) from None
             from pyoci import log
@@ -54,17 +58,17 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _run_one(hook: Hook, data: bytes, fatal: bool = True) -> None:
+def _run_one(hook: Hook, data: bytes, fatal: bool, cwd: str | None, environ: list[str]) -> None:
     import subprocess
 
     argv = hook.args or [hook.path]
-    env = dict(e.split("=", 1) for e in hook.env if "=" in e)
+    env = dict(e.split("=", 1) for e in environ if "=" in e)
     timeout = hook.timeout or (None if fatal else UNTIMED_NONFATAL)
     # output to a file, not a pipe: a daemon the hook leaves behind must not hold us until it exits
     with open(os.memfd_create("hook-output", os.MFD_CLOEXEC), "w+b") as out:  # no filesystem needed
         try:
             proc = subprocess.Popen(argv, executable=hook.path, env=env, stdin=subprocess.PIPE, stdout=out,
-                                    stderr=subprocess.STDOUT, cwd="/", close_fds=True, start_new_session=True,
+                                    stderr=subprocess.STDOUT, cwd=cwd, close_fds=True, start_new_session=True,
                                     preexec_fn=_die_with_parent)
         except OSError as e:
             raise HookError("cannot execute: %s" % (e.strerror or e)) from None

@@ -62,14 +62,15 @@ def loads(data: str | bytes) -> Any:
 
 
 def dumps(obj: Any, indent: int | None = None) -> str:
-    """Compact JSON (json.dumps' default separators), or pretty-printed with indent spaces per level."""
+    """Compact JSON (no blanks, as Go's encoder writes it: containerd and runc's users read it), or
+    pretty-printed with indent spaces per level."""
     global _encode
     if _json is None:
         import json
 
-        return json.dumps(obj, indent=indent)
+        return json.dumps(obj, indent=indent, separators=(",", ":") if indent is None else None)
     if _encode is None:
-        _encode = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ": ", ", ", False,
+        _encode = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",", False,
                                      False, True)
     if indent is None:
         return "".join(_encode(obj, 0))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci.errors import ConfigError
+from pyoci.errors import ConfigError, ContainerError
 from pyoci.spec import IDMapping, Linux, Namespace
 
 # order matters when joining: the user namespace first (it owns the others), mount last but one, time after pid
@@ -82,8 +82,9 @@ class Plan:
         return flags
 
 
-def write_id_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping]) -> None:
-    """Written by the runtime (outside the new user namespace), as only it holds the host ids."""
+def write_id_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], field: str = "linux") -> None:
+    """Written by the runtime (outside the new user namespace), as only it holds the host ids. field: where
+    the mappings come from in config.json, for the error."""
     for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
         if not maps:
             continue
@@ -92,8 +93,39 @@ def write_id_maps(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping]
             with open("/proc/%d/%s" % (pid, name), "w") as f:
                 f.write(data)
         except OSError as e:
-            raise ConfigError("linux.%s: cannot write %s: %s" % (
-                "uidMappings" if name == "uid_map" else "gidMappings", name, e.strerror)) from None
+            raise ConfigError("%s.%s: cannot write %s: %s" % (
+                field, "uidMappings" if name == "uid_map" else "gidMappings", name, e.strerror)) from None
+
+
+def mapped_userns(uid_maps: list[IDMapping], gid_maps: list[IDMapping], field: str) -> int:
+    """An fd of a new user namespace holding these mappings (for MOUNT_ATTR_IDMAP): a child unshares one, we
+    write its maps and open it; the namespace lives on through the fd once the child is gone."""
+    from pyoci import syscalls
+    from pyoci.syscalls import C
+
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            syscalls.unshare(C.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise ContainerError("cannot create a user namespace for an id-mapped mount")
+        write_id_maps(pid, uid_maps, gid_maps, field)
+        return os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
 
 
 def write_time_offsets(offsets: dict[str, tuple[int, int]]) -> None:
@@ -103,3 +135,21 @@ def write_time_offsets(offsets: dict[str, tuple[int, int]]) -> None:
     data = "".join("%s %d %d\n" % (clock, s, ns) for clock, (s, ns) in offsets.items())
     with open("/proc/self/timens_offsets", "w") as f:
         f.write(data)
+
+
+def loopback_up() -> None:
+    """A new network namespace's lo is down: bring it up, as runc and crun do (a service binding 127.0.0.1
+    must work without any network set-up). SIOCSIFFLAGS through the C socket module: no socket.py."""
+    import _socket
+    import fcntl
+    import struct
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        req = fcntl.ioctl(sock.fileno(), 0x8913, struct.pack("16sh22x", b"lo", 0))  # SIOCGIFFLAGS
+        flags = struct.unpack_from("16sh", req)[1]
+        fcntl.ioctl(sock.fileno(), 0x8914, struct.pack("16sh22x", b"lo", flags | 0x1))  # SIOCSIFFLAGS |= IFF_UP
+    except OSError as e:
+        raise ContainerError("cannot bring up lo in the new network namespace: %s" % e.strerror) from None
+    finally:
+        sock.close()

@@ -103,6 +103,8 @@ class Mount(Record):
     type: str = ""
     source: str = ""
     options: list[str] = []
+    uid_mappings: list[IDMapping] = []  # an id-mapped mount's own mappings (mount_setattr MOUNT_ATTR_IDMAP)
+    gid_mappings: list[IDMapping] = []
 
 
 class Hook(Record):
@@ -276,7 +278,8 @@ def parse(raw: Any, bundle: str) -> Spec:
         process=_process(proc) if proc is not None else None, hostname=r.get("hostname", str),
         domainname=r.get("domainname", str),
         mounts=[Mount(m.get("destination", str, required=True), m.get("type", str, ""), m.get("source", str, ""),
-                      m.strings("options")) for m in r.objects("mounts")],
+                      m.strings("options"), _mappings(m, "uidMappings"), _mappings(m, "gidMappings"))
+                for m in r.objects("mounts")],
         hooks=hooks, annotations=dict(annotations), linux=_linux(r.sub("linux")), raw=raw)
 
 
@@ -315,6 +318,20 @@ def _summary(errors: list[Any]) -> str:
     return "invalid config.json: %s%s" % (shown, more)
 
 
+def _cgroupns() -> tuple[str, ...]:
+    """runc's spec has a cgroup namespace only on a pure cgroup v2 host (/sys/fs/cgroup is cgroup2)."""
+    from pyoci import syscalls
+
+    try:
+        fd = os.open("/sys/fs/cgroup", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return ()
+    try:
+        return ("cgroup",) if syscalls.fstatfs_type(fd) == 0x63677270 else ()  # CGROUP2_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
 def default_config(rootless: bool = False) -> dict[str, Any]:
     """What `pyoci spec` writes: runc's default, runnable with a busybox rootfs."""
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -345,7 +362,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount") + _cgroupns()],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                             "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
                             "/proc/scsi"],
@@ -357,7 +374,7 @@ def default_config(rootless: bool = False) -> dict[str, Any]:
         linux = config["linux"]
         linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
-        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")]
+        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount") + _cgroupns() + ("user",)]
         del linux["resources"]
         mounts = [m for m in config["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
         mounts.append({"destination": "/sys", "type": "none", "source": "/sys",

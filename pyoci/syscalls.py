@@ -39,6 +39,25 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(lib.umount2(_b(target), flags), "umount2", target)
 
 
+def mount_setattr(fd: int, attr_set: int = 0, attr_clr: int = 0, propagation: int = 0, userns_fd: int = 0,
+                  recursive: bool = False) -> None:
+    """mount_setattr(2) on the mount fd is the root of (AT_EMPTY_PATH), and below it when recursive."""
+    flags = lib.AT_EMPTY_PATH | (lib.AT_RECURSIVE if recursive else 0)
+    _check(lib.pyoci_mount_setattr(fd, b"", flags, attr_set, attr_clr, propagation, userns_fd), "mount_setattr")
+
+
+def open_tree_clone(path: str, recursive: bool) -> int:
+    """A detached copy of the mount at path (and below it when recursive): attached later with move_mount."""
+    flags = lib.OPEN_TREE_CLONE | lib.OPEN_TREE_CLOEXEC | (lib.AT_RECURSIVE if recursive else 0)
+    return _check(lib.pyoci_open_tree(-100, _b(path), flags), "open_tree", path)  # AT_FDCWD
+
+
+def move_mount(tree_fd: int, target_fd: int) -> None:
+    """Attach the detached tree tree_fd on the directory or file target_fd (both by fd, no path lookup)."""
+    _check(lib.pyoci_move_mount(tree_fd, b"", target_fd, b"",
+                                lib.MOVE_MOUNT_F_EMPTY_PATH | lib.MOVE_MOUNT_T_EMPTY_PATH), "move_mount")
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(lib.pyoci_pivot_root(_b(new_root), _b(put_old)), "pivot_root", new_root)
 

@@ -142,10 +142,18 @@ def test_cgroups_removed_after_run(rt: Runtime, bundle: Bundle) -> None:
         assert not (h / cid).exists()
 
 
-def test_systemd_style_cgroups_path_is_refused(rt: Runtime, bundle: Bundle) -> None:
-    bundle.linux["cgroupsPath"] = "system.slice:pyoci:%s" % uuid.uuid4().hex[:8]
-    bundle.save()
-    rt.refuse(bundle)
+def test_systemd_style_cgroups_path_without_the_flag_is_a_directory(rt: Runtime, bundle: Bundle) -> None:
+    """runc's cgroupfs driver: slice:prefix:name is one relative directory (the CRI plugin sends it)."""
+    cid = rt.new_id()
+    name = "test.slice:cri-containerd:%s" % cid
+    bundle.linux["cgroupsPath"] = name
+    bundle.args("cat", "/proc/self/cgroup")
+    r = rt.run(bundle, cid)
+    assert r.returncode == 0, r.stderr
+    memory = [ln.split(":", 2)[2] for ln in r.stdout.splitlines() if ln.split(":")[1] == "memory"]
+    assert memory and memory[0].endswith("/" + name), r.stdout
+    for h in hierarchy_dirs():
+        assert not list(h.rglob(name))
 
 
 @pytest.mark.parametrize("bad", ["/../../escape", "../up", "a/../../b"])

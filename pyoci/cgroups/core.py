@@ -84,14 +84,13 @@ class Cgroup:
     def for_container(cls, cgroups_path: str, cid: str, systemd: bool = False,
                       annotations: dict | None = None) -> Cgroup:
         """Resolve linux.cgroupsPath like runc: absolute from each hierarchy's root, relative from ours; with
-        systemd, runc's slice:prefix:name (a systemd unit, pyoci.cgroups.systemd)."""
+        systemd, runc's slice:prefix:name (a systemd unit, pyoci.cgroups.systemd). Without it, that form is a
+        directory name like any other, as runc's cgroupfs driver takes it (containerd's CRI plugin sends
+        ``kubepods.slice:cri-containerd:ID`` when the kubelet's parent is a slice)."""
         if systemd:
             from pyoci.cgroups.systemd import SystemdCgroup
 
             return SystemdCgroup.for_unit(cgroups_path, cid, annotations)
-        if ":" in cgroups_path and not cgroups_path.startswith("/"):
-            raise ConfigError("linux.cgroupsPath %r is in the systemd driver's slice:prefix:name form: run with "
-                              "--systemd-cgroup, or give a cgroup path" % cgroups_path)
         if ".." in cgroups_path.split("/"):
             raise ContainerError("linux.cgroupsPath %r: must not contain '..'" % cgroups_path)
         rel = cgroups_path or "/" + cid
@@ -123,20 +122,19 @@ class Cgroup:
         return out
 
     def create(self) -> None:
-        """mkdir -p on every hierarchy; v1 cpuset levels inherit cpus/mems so tasks can join."""
+        """mkdir -p on every hierarchy; v1 cpuset levels with empty cpus/mems, ours or existing ones between
+        the hierarchy's root and ours, take their parent's (as runc does) so tasks can join."""
         if not self.created:
             self.created = self.missing()
-        cpusets = {d for name, path in self.paths.items() if "cpuset" in name.split(",")
-                   for d in self.created if path == d or path.startswith(d + "/")}
         try:
             for d in self.created:
                 try:
                     os.mkdir(d, 0o755)
                 except FileExistsError:
                     continue
-                if d in cpusets:
-                    for f in ("cpuset.cpus", "cpuset.mems"):
-                        _copy_from_parent(d, f)
+            for name, path in self.paths.items():
+                if "cpuset" in name.split(","):
+                    _fill_cpuset(self.roots.get(name) or _mountpoint_of(path), path)
         except OSError as e:
             try:
                 self.destroy()
@@ -280,12 +278,28 @@ def _below(d: str) -> list[str]:
     return out
 
 
-def _copy_from_parent(d: str, name: str) -> None:
-    with open(os.path.join(os.path.dirname(d), name)) as f:
-        value = f.read().strip()
-    if value:
-        with open(os.path.join(d, name), "w") as f:
-            f.write(value)
+def _fill_cpuset(root: str, path: str) -> None:
+    """Each level below root down to path: an empty cpuset.cpus/mems takes its parent's, top down."""
+    rel = os.path.relpath(path, root)
+    if rel.startswith(".."):
+        return
+    d = root
+    for part in [p for p in rel.split("/") if p not in ("", ".")]:
+        d = os.path.join(d, part)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(os.path.dirname(d), name)) as f:
+                value = f.read().strip()
+            if value:
+                write_value(os.path.join(d, name), value)
+
+
+def _mountpoint_of(path: str) -> str:
+    from pyoci.cgroups import hierarchies
+
+    return next((h.mountpoint for h in hierarchies() if path.startswith(h.mountpoint.rstrip("/") + "/")), path)
 
 
 def write_value(path: str, value: str) -> None:
