@@ -414,6 +414,39 @@ def test_device_must_not_open(ctx: Ctx, tmp_path: Path) -> None:
     ctx.assert_gone(cid)
 
 
+# what the engines ask for regardless of the cgroup driver: on the plain v2 guest only (the suite's time budget)
+driver_independent = pytest.mark.skipif(SYSTEMD, reason="driver-independent: run on the plain v2 guest")
+
+
+@driver_independent
+def test_read_only_with_tmpfs(ctx: Ctx, tmp_path: Path) -> None:
+    """--read-only and --tmpfs: Podman asks for tmpcopyup on /run, /tmp, /var/tmp and on every --tmpfs."""
+    r, cid = run_rm(ctx, tmp_path, "--read-only", "--tmpfs", "/data", IMAGE, "sh", "-c",
+                    "echo x > /data/f && cat /data/f; touch /etc/x 2>/dev/null || echo ro; "
+                    "echo y > /tmp/f 2>/dev/null && cat /tmp/f")
+    assert r.stdout.split() == ["x", "ro"] + (["y"] if ctx.podman else []), ctx.explain(r)  # Docker: no /tmp
+    ctx.assert_gone(cid)
+
+
+@driver_independent
+def test_privileged(ctx: Ctx, tmp_path: Path) -> None:
+    """--privileged asks for every capability: one the runtime itself lacks is dropped, not a failure."""
+    r, cid = run_rm(ctx, tmp_path, "--privileged", IMAGE, "sh", "-c", "grep -c CapEff /proc/self/status")
+    assert r.returncode == 0, ctx.explain(r)
+    assert r.stdout.split() == ["1"], ctx.explain(r)
+    ctx.assert_gone(cid)
+
+
+@driver_independent
+@pytest.mark.parametrize("program, code", [("/no/such/program", 127), ("/etc/passwd", 126)])
+def test_program_not_found_or_not_executable(ctx: Ctx, tmp_path: Path, program: str, code: int) -> None:
+    """The engines map the runtime's words to 127 (no such file) and 126 (permission denied)."""
+    r, cid = run_rm(ctx, tmp_path, IMAGE, program)
+    assert r.returncode == code, ctx.explain(r)
+    if cid:
+        ctx.assert_gone(cid)
+
+
 def test_exec(ctx: Ctx, box: Box) -> None:
     """exec runs in the container (its cgroup namespace, its limits), and its exit status comes back."""
     r = ctx.cli("exec", box.name, "sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory.max "
