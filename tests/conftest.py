@@ -5,8 +5,9 @@
 * ``bundle``: a bundle dir in tmp_path whose config.json (``bundle.config``) the test edits; ``root.path`` is the
   shared rootfs by absolute path with ``readonly: true`` (use ``bundle.private_rootfs()`` to write into it).
 * an autouse check (for every test that uses ``rt``): after the test, the --root holds no container, no cgroup
-  named after one of the test's ids exists, no mount mentions the test's tmp dir or the shared rootfs. Whatever
-  was left behind is then force-cleaned and the test errors out.
+  named after one of the test's ids exists, no mount mentions the test's tmp dir or the shared rootfs, nothing
+  new appeared in the shared rootfs's top or mount-point directories. Whatever was left behind is then
+  force-cleaned and the test errors out.
 """
 from __future__ import annotations
 
@@ -397,6 +398,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _CALL_FAILED = pytest.StashKey[bool]()
 
 
+def _mount_point_entries(rootfs: Path) -> set[str]:
+    """What is in the rootfs's top directory and the MOUNT_POINTS: where mkdir for a mount point lands."""
+    return {"/%s/%s" % (d.strip("/"), name) if d != "/" else "/" + name
+            for d in ("/", *MOUNT_POINTS) for name in os.listdir(rootfs / d.lstrip("/"))}
+
+
 @pytest.fixture(autouse=True)
 def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """After a test that uses ``rt``: nothing of its containers may remain. Leftovers are force-cleaned; they
@@ -406,11 +413,18 @@ def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     runtime: Runtime = request.getfixturevalue("rt")
     shared: Path = request.getfixturevalue("rootfs")
+    entries = _mount_point_entries(shared)
     yield
     watched = [shared, *runtime.watched]
     problems = runtime.leftovers(watched)
     if problems:
         runtime.force_cleanup(watched)
+    written = sorted(_mount_point_entries(shared) - entries)
+    if written:  # a mount point made in the shared rootfs: the next test that makes the same one would fail
+        problems.append("written into the shared rootfs: %s" % " ".join(written))
+        for name in written:
+            path = shared / name.lstrip("/")
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     if request.node.stash.get(_CALL_FAILED, False):
         return
     assert not problems, "left behind:\n" + "\n".join(problems)

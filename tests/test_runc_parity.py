@@ -106,6 +106,7 @@ def test_tmpfs_on_an_existing_directory_takes_its_mode(rt: Runtime, bundle: Bund
 
 
 def test_recursive_mount_attributes(rt: Runtime, bundle: Bundle, short_tmp: Path) -> None:
+    bundle.private_rootfs(readonly=True)
     src = short_tmp / "src"
     src.mkdir()
     with host_tmpfs(src / "sub"):
@@ -124,6 +125,7 @@ def test_recursive_mount_attributes(rt: Runtime, bundle: Bundle, short_tmp: Path
 
 
 def test_recursive_atime_options_pick_one_mode(rt: Runtime, bundle: Bundle, short_tmp: Path) -> None:
+    bundle.private_rootfs(readonly=True)
     bundle.add_mount("/a", "bind", str(short_tmp), ["rbind", "rnoatime", "rstrictatime"])
     bundle.add_mount("/b", "bind", str(short_tmp), ["rbind", "rnoatime", "rnodiratime", "rdiratime"])
     bundle.args("cat", "/proc/self/mountinfo")
@@ -138,6 +140,7 @@ def test_idmap_mount_with_its_own_mappings(rt: Runtime, bundle: Bundle, short_tm
     short_tmp.chmod(0o755)  # mapped to uid 1000, the container's root (no CAP_DAC_OVERRIDE) must traverse it
     (short_tmp / "f").write_text("x")
     os.chown(short_tmp / "f", 0, 0)
+    bundle.private_rootfs(readonly=True)
     m = bundle.add_mount("/mapped", "bind", str(short_tmp), ["rbind", "idmap"])
     m["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
     m["gidMappings"] = [{"containerID": 0, "hostID": 2000, "size": 10}]
@@ -151,7 +154,9 @@ def test_idmap_without_mappings_takes_the_container_user_namespace(rt: Runtime, 
     data = ubundle.path.parent / "data"
     data.mkdir()
     (data / "f").write_text("x")  # owned by the host's root
-    ubundle.private_rootfs(readonly=True)
+    rootfs = ubundle.private_rootfs(readonly=True)
+    for d in ("mapped", "plain"):  # the container's root (host uid 100000) cannot mkdir in a root-owned rootfs
+        (rootfs / d).mkdir()
     ubundle.set_namespace("user")
     ubundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     ubundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
@@ -186,7 +191,8 @@ def test_dev_readonly_after_its_submounts(rt: Runtime, bundle: Bundle) -> None:
 def test_destination_given_as_a_host_path_under_the_rootfs(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
     (tmp_path / "vol").mkdir()
     (tmp_path / "vol" / "f").write_text("vol\n")
-    bundle.add_mount(str(bundle.shared_rootfs) + "/mnt/in", "bind", str(tmp_path / "vol"), ["rbind"])
+    rootfs = bundle.private_rootfs(readonly=True)  # root.path relative: the prefix is the bundle's rootfs
+    bundle.add_mount(str(rootfs) + "/mnt/in", "bind", str(tmp_path / "vol"), ["rbind"])
     assert rt.sh(bundle, "cat /mnt/in/f") == "vol\n"
 
 
@@ -228,6 +234,7 @@ def test_rshared_root_propagation_reaches_the_host(rt: Runtime, bundle: Bundle, 
     subprocess.run(["mount", "--bind", str(vol), str(vol)], check=True)
     try:
         subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+        bundle.private_rootfs(readonly=True)
         bundle.linux["rootfsPropagation"] = "rshared"
         bundle.add_mount("/vol", "bind", str(vol), ["rbind", "rshared"])
         caps = bundle.process["capabilities"]
@@ -239,7 +246,7 @@ def test_rshared_root_propagation_reaches_the_host(rt: Runtime, bundle: Bundle, 
         with open("/proc/self/mountinfo") as f:
             seen = [ln for ln in f if " %s/inner " % vol in ln]
         assert seen, "the mount made in the container did not propagate to the host"
-        assert not [ln for ln in open("/proc/self/mountinfo") if str(bundle.shared_rootfs) + " " in ln]
+        assert not [ln for ln in open("/proc/self/mountinfo") if str(bundle.path) in ln]  # the rootfs stays in
     finally:
         subprocess.run(["umount", "-R", "-l", str(vol)], capture_output=True)
 

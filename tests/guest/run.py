@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+import xstate
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GUEST_FAIL = 3
@@ -236,8 +238,10 @@ def main() -> int:
             fail("the guest ran past --timeout %.0fs and was killed (run dir kept: %s)%s" % (ns.timeout, run, tail()))
         if booted is None:
             keep = True
-            fail("the guest did not boot: its init never wrote %s/booted (linux.uml exited %s; run dir kept)%s"
-                 % (run, proc.returncode, tail()))
+            fail("the guest did not boot: its init never wrote %s/booted (linux.uml exited %s; run dir kept)%s%s"
+                 % (run, proc.returncode, tail(), "" if xstate.uml_fpu_requests_work() else
+                    "\n--- cause ---\nthis host refuses the FPU register requests of UML 6.1 (its CPU's XSAVE "
+                    "state is larger: AVX-512 or AMX); the guest cannot run here (see tests/guest/xstate.py)"))
         rc_text = read("rc")
         if rc_text is None or not rc_text.isdigit():
             keep = True
