@@ -26,6 +26,9 @@ int pyoci_mount_setattr(int dfd, const char *path, unsigned int flags, uint64_t 
                         uint64_t propagation, uint64_t userns_fd);
 int pyoci_open_tree(int dfd, const char *path, unsigned int flags);
 int pyoci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned int flags);
+int pyoci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority, uint64_t runtime,
+                        uint64_t deadline, uint64_t period);
+int pyoci_ioprio_set(int which, int who, int ioprio);
 
 #define CLONE_NEWNS ...
 #define CLONE_NEWUTS ...
@@ -187,6 +190,25 @@ static int pyoci_mount_setattr(int dfd, const char *path, unsigned int flags, ui
     struct pyoci_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
     return syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof(attr));
 }
+
+/* sched_setattr(2): glibc 2.36 has no wrapper nor struct; the first version of the struct (48 bytes) */
+struct pyoci_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static int pyoci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                               uint64_t runtime, uint64_t deadline, uint64_t period)
+{
+    struct pyoci_sched_attr attr = { sizeof(attr), policy, flags, nice, priority, runtime, deadline, period };
+    return syscall(SYS_sched_setattr, pid, &attr, 0);
+}
+
+static int pyoci_ioprio_set(int which, int who, int ioprio)
+{ return syscall(SYS_ioprio_set, which, who, ioprio); }
 
 static int pyoci_open_tree(int dfd, const char *path, unsigned int flags)
 { return syscall(SYS_open_tree, dfd, path, flags); }

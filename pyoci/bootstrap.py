@@ -353,7 +353,8 @@ def _setup(launch: Launch) -> None:
 
 
 def _prepare_process(launch: Launch, proc: Any) -> None:
-    """Inside the container, still privileged: terminal, cwd, args[0] in PATH, environment, rlimits."""
+    """Inside the container, still privileged: terminal, cwd, args[0] in PATH, environment, rlimits,
+    scheduling."""
     from pyoci import process
 
     if proc.terminal:
@@ -362,6 +363,7 @@ def _prepare_process(launch: Launch, proc: Any) -> None:
     launch.extra["exe"] = _executable(proc)
     launch.extra["env"] = environment(proc)
     process.set_rlimits(proc)
+    process.set_scheduling(proc)
 
 
 def _new_keyring(cid: str) -> None:

@@ -1,4 +1,5 @@
-"""Process set-up just before exec: rlimits, user and groups, capabilities, no_new_privs, fds, signals."""
+"""Process set-up just before exec: rlimits, scheduling, user and groups, capabilities, no_new_privs, fds,
+signals."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ import resource
 import _signal as signal  # the C module: signal.py's enums cost ~1 ms per container
 
 from pyoci.errors import ConfigError, ContainerError
-from pyoci.spec import Capabilities, Process
+from pyoci.spec import Capabilities, Process, Scheduler
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
@@ -26,6 +27,62 @@ def set_rlimits(proc: Process) -> None:
             resource.setrlimit(RLIMITS[rl.type], (soft, hard))
         except (OSError, ValueError) as e:
             raise ContainerError("process.rlimits: cannot set %s to %d/%d: %s" % (rl.type, rl.soft, rl.hard, e)) from None
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5,
+                  "SCHED_DEADLINE": 6}  # SCHED_ISO (4) is reserved: Linux has never implemented it
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def scheduler_problems(s: Scheduler, path: str = "process.scheduler") -> list[tuple[str, str]]:
+    """What the kernel would refuse with a bare EINVAL, named by field (runc's rules, and the policy names)."""
+    out = []
+    if s.policy not in SCHED_POLICIES:
+        out.append((path + ".policy", "%s is not a scheduling policy Linux implements" % s.policy))
+    out += [(path + ".flags", "unknown flag %s" % f) for f in s.flags if f not in SCHED_FLAGS]
+    if not -20 <= s.nice <= 19:
+        out.append((path + ".nice", "must be between -20 and 19, not %d" % s.nice))
+    if s.priority and s.policy not in ("SCHED_FIFO", "SCHED_RR"):
+        out.append((path + ".priority", "only SCHED_FIFO and SCHED_RR take a priority"))
+    if s.policy in ("SCHED_FIFO", "SCHED_RR") and not 1 <= s.priority <= 99:
+        out.append((path + ".priority", "%s needs a priority between 1 and 99" % s.policy))
+    if s.policy != "SCHED_DEADLINE" and (s.runtime or s.deadline or s.period):
+        out.append((path, "runtime, deadline and period are for SCHED_DEADLINE only"))
+    return out
+
+
+def set_scheduling(proc: Process) -> None:
+    """process.scheduler and process.ioPriority for the calling process, still privileged (a real-time policy,
+    a negative nice and the RT I/O class need CAP_SYS_NICE / CAP_SYS_ADMIN); inherited by what it execs."""
+    from pyoci import syscalls
+
+    s = proc.scheduler
+    if s is not None:
+        problems = scheduler_problems(s)
+        if problems:
+            raise ConfigError("%s: %s" % problems[0])
+        flags = 0
+        for f in s.flags:
+            flags |= SCHED_FLAGS[f]
+        try:
+            syscalls.sched_setattr(SCHED_POLICIES[s.policy], flags, s.nice, s.priority, s.runtime, s.deadline,
+                                   s.period)
+        except OSError as e:
+            raise ContainerError("process.scheduler: cannot set %s: %s" % (s.policy, os.strerror(e.errno))) from None
+    io = proc.io_priority
+    if io is not None:
+        if io.klass not in IO_CLASSES:
+            raise ConfigError("process.ioPriority.class: unknown class %s" % io.klass)
+        if not 0 <= io.priority <= 7:
+            raise ConfigError("process.ioPriority.priority: must be between 0 and 7, not %d" % io.priority)
+        try:
+            syscalls.ioprio_set(IO_CLASSES[io.klass], io.priority)
+        except OSError as e:
+            raise ContainerError("process.ioPriority: cannot set %s %d: %s" % (
+                io.klass, io.priority, os.strerror(e.errno))) from None
 
 
 def find_executable(proc: Process) -> str:

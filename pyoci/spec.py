@@ -83,6 +83,22 @@ class Rlimit(Record):
     hard: int
 
 
+class Scheduler(Record):
+    """process.scheduler: sched_setattr(2)'s fields, the policy and flags by their names."""
+    policy: str
+    nice: int = 0
+    priority: int = 0
+    flags: list[str] = []
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+class IOPriority(Record):
+    klass: str  # process.ioPriority.class
+    priority: int = 0
+
+
 class Process(Record):
     args: list[str]
     cwd: str
@@ -94,6 +110,8 @@ class Process(Record):
     rlimits: list[Rlimit] = []
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
+    scheduler: Scheduler | None = None
+    io_priority: IOPriority | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
 
@@ -195,9 +213,21 @@ def _process(r: _Reader) -> Process:
         rlimits.append(Rlimit(rl.get("type", str, required=True), rl.uint("soft", 0, 64) or 0,
                               rl.uint("hard", 0, 64) or 0))
     oom = r.get("oomScoreAdj", int)
+    sched = None
+    sc = r.sub("scheduler")
+    if sc is not None:
+        sched = Scheduler(policy=sc.get("policy", str, required=True), nice=sc.get("nice", int, 0),
+                          priority=sc.get("priority", int, 0), flags=sc.strings("flags"),
+                          runtime=sc.uint("runtime", 0, 64) or 0, deadline=sc.uint("deadline", 0, 64) or 0,
+                          period=sc.uint("period", 0, 64) or 0)
+    io = None
+    ior = r.sub("ioPriority")
+    if ior is not None:
+        io = IOPriority(klass=ior.get("class", str, required=True), priority=ior.get("priority", int, 0))
     return Process(args=r.strings("args"), cwd=r.get("cwd", str, required=True), env=r.strings("env"),
                    terminal=r.get("terminal", bool, False), console_size=size, user=user, capabilities=caps,
                    rlimits=rlimits, no_new_privileges=r.get("noNewPrivileges", bool, False), oom_score_adj=oom,
+                   scheduler=sched, io_priority=io,
                    apparmor_profile=r.get("apparmorProfile", str, ""), selinux_label=r.get("selinuxLabel", str, ""))
 
 

@@ -163,3 +163,14 @@ def bpf_prog_query(target_fd: int, attach_type: int, capacity: int = 64) -> list
 
 def bpf_prog_get_fd_by_id(prog_id: int) -> int:
     return _bpf(lib.BPF_PROG_GET_FD_BY_ID, bytearray(struct.pack("=III", prog_id, 0, 0)), "bpf(BPF_PROG_GET_FD_BY_ID)")
+
+
+def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0, runtime: int = 0,
+                  deadline: int = 0, period: int = 0) -> None:
+    """sched_setattr(2) on the calling thread (inherited by its children and kept across exec)."""
+    _check(lib.pyoci_sched_setattr(0, policy, flags, nice, priority, runtime, deadline, period), "sched_setattr")
+
+
+def ioprio_set(klass: int, level: int) -> None:
+    """ioprio_set(2) for the calling process: class and level as IOPRIO_PRIO_VALUE packs them."""
+    _check(lib.pyoci_ioprio_set(1, 0, klass << 13 | level), "ioprio_set")  # IOPRIO_WHO_PROCESS, self

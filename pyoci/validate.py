@@ -505,8 +505,19 @@ class _Checker:
             self.int_in(io, "priority", "process.ioPriority", 0, 7)
         sched = self.get(proc, "scheduler", P, "object")
         if sched is not _ABSENT:
-            self.enum(sched, "policy", "process.scheduler", _SCHED_POLICIES, "scheduling policy", required=True)
-            self.int_in(sched, "nice", "process.scheduler", -20, 19)
+            S = "process.scheduler"
+            policy = self.enum(sched, "policy", S, _SCHED_POLICIES, "scheduling policy", required=True)
+            nums = {k: self.int_in(sched, k, S, lo, hi) for k, lo, hi in (
+                ("nice", -20, 19), ("priority", -(2**31), 2**31 - 1), ("runtime", 0, UINT64_MAX),
+                ("deadline", 0, UINT64_MAX), ("period", 0, UINT64_MAX))}
+            flags = [f for _, f in self.items(sched, "flags", S, "string")]
+            if policy is not _ABSENT:  # the rules create applies, on what is well-typed
+                from pyoci.process import scheduler_problems
+                from pyoci.spec import Scheduler
+
+                given = {k: v for k, v in nums.items() if v is not _ABSENT}
+                for path, reason in scheduler_problems(Scheduler(policy=policy, flags=flags, **given)):
+                    self.err(path, reason)
         aff = self.get(proc, "execCPUAffinity", P, "object")
         if aff is not _ABSENT:
             for key in ("initial", "final"):
