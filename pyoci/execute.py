@@ -27,7 +27,7 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
     if process_file:
         from pyoci import validate
 
-        raw, problems = validate.load_json(process_file)
+        raw, problems = validate.load_json(process_file, pipe=True)
         if problems:
             raise ConfigError("--process: %s" % problems[0])
         if not isinstance(raw, dict):
@@ -88,6 +88,9 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     preserved = open_fds(3, preserve_fds)  # before we open anything ourselves
     st = container.refresh()
     if st.status not in ("created", "running") + (("paused",) if ignore_paused else ()):
+        if st.status == "paused":  # runc's words, which tools match
+            raise InvalidState("container %r: cannot exec in a paused container (use --ignore-paused to "
+                               "override)" % container.id)
         raise InvalidState("container %r is %s: cannot exec in it" % (container.id, st.status))
     if proc.terminal and detach and console_socket is None:
         raise UsageError("exec --tty --detach needs --console-socket")

@@ -967,11 +967,12 @@ def _hostile_strings(obj: object, shown: str) -> list[Problem]:
     return []
 
 
-def load_json(path: str | os.PathLike) -> tuple[object, list[Problem]]:
-    """Read a JSON file; any failure becomes a Problem ("" path) instead of an exception."""
+def load_json(path: str | os.PathLike, pipe: bool = False) -> tuple[object, list[Problem]]:
+    """Read a JSON file; any failure becomes a Problem ("" path) instead of an exception. With pipe, a FIFO is
+    read to its end too (`exec --process <(...)`, which runc takes); otherwise only a regular file."""
     shown = os.fspath(path)
     try:
-        # O_NONBLOCK: a FIFO must not hang us; only a regular file of bounded size is read
+        # O_NONBLOCK: a FIFO must not hang the open; only a regular file (or the pipe asked for), bounded
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with open(fd, "rb") as f:
             st = os.fstat(fd)
@@ -979,7 +980,9 @@ def load_json(path: str | os.PathLike) -> tuple[object, list[Problem]]:
 
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError
-            if not stat.S_ISREG(st.st_mode):
+            if pipe and stat.S_ISFIFO(st.st_mode):
+                os.set_blocking(fd, True)
+            elif not stat.S_ISREG(st.st_mode):
                 return None, [Problem("", f"{shown} is not a regular file")]
             if st.st_size > MAX_JSON:
                 return None, [Problem("", f"{shown} is {st.st_size} bytes, more than pyoci reads ({MAX_JSON})")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 from conftest import Bundle, ConsoleSocket, Runtime, pid_alive, read_until_eof, wait_for
@@ -70,6 +71,21 @@ def test_exec_detached_pid_file_and_cgroup(rt: Runtime, bundle: Bundle, tmp_path
     finally:
         rt.delete(cid)
     wait_for(lambda: not pid_alive(pid), what="the exec'd process to die with its container")
+
+
+def test_exec_process_from_a_pipe(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    """`exec --process <(...)`: a FIFO is read to its end, as runc does (config.json must stay a regular file)."""
+    cid = running(rt, bundle)
+    fifo = tmp_path / "process.fifo"
+    os.mkfifo(fifo)
+    proc = {"args": ["echo", "from-pipe"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+    writer = threading.Thread(target=lambda: fifo.write_text(json.dumps(proc)))
+    writer.start()
+    try:
+        assert rt.ok("exec", "--process", fifo, cid).stdout == "from-pipe\n"
+    finally:
+        writer.join(10)
+        rt.delete(cid)
 
 
 def test_exec_process_file(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:

@@ -428,7 +428,7 @@ def test_exec_failures_exit_255(rt: Runtime, bundle: Bundle, tmp_path: Path) -> 
         rt.ok("start", cid)
         rt.ok("pause", cid)
         r = rt.cmd("exec", cid, "true")
-        assert r.returncode == 255 and "paused" in r.stderr, r.stderr
+        assert r.returncode == 255 and "cannot exec in a paused container" in r.stderr, r.stderr
         rt.ok("resume", cid)
         r = rt.cmd("exec", "--pid-file", str(tmp_path / "no" / "such" / "pid"), cid, "true")
         assert r.returncode == 255, r.stderr
