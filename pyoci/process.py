@@ -57,6 +57,8 @@ def scheduler_problems(s: Scheduler, path: str = "process.scheduler") -> list[tu
 def set_scheduling(proc: Process) -> None:
     """process.scheduler and process.ioPriority for the calling process, still privileged (a real-time policy,
     a negative nice and the RT I/O class need CAP_SYS_NICE / CAP_SYS_ADMIN); inherited by what it execs."""
+    if proc.scheduler is None and proc.io_priority is None:
+        return
     from pyoci import syscalls
 
     s = proc.scheduler
