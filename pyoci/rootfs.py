@@ -652,6 +652,7 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
     """Enter the rootfs: pivot_root(".", ".") and lazily detach the old root (runc's way), or MS_MOVE+chroot."""
     os.chdir(rootfs)
     if no_pivot:
+        _detach_host_proc_and_sys(os.path.realpath(rootfs))
         syscalls.mount(rootfs, "/", None, C.MS_MOVE)
         os.chroot(".")
     else:
@@ -664,6 +665,29 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
         finally:
             os.close(old)
     os.chdir("/")
+
+
+def _detach_host_proc_and_sys(rootfs: str) -> None:
+    """Before MS_MOVE+chroot, which leave the rest of the host's mount tree in this mount namespace: detach
+    every proc and sysfs mount outside the rootfs, or cover it with an empty tmpfs where it cannot be detached
+    (a user namespace's locked mounts). A fully visible proc or sysfs anywhere in the namespace is what lets a
+    process in a nested user namespace mount a fresh, unmasked one (`unshare -mrpf`; runc does the same).
+    Each is made a slave first, recursively, so that neither the umount nor its children's reach the host."""
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            head, _, tail = line.partition(" - ")
+            mp = _unescape(head.split()[4])
+            if tail.split()[0] in ("proc", "sysfs") and mp != rootfs and not mp.startswith(rootfs.rstrip("/") + "/"):
+                points.append(mp)
+    for mp in sorted(points, key=len, reverse=True):  # the deepest first; a path mounted twice, twice
+        try:
+            syscalls.mount(None, mp, None, C.MS_SLAVE | C.MS_REC)
+            syscalls.umount2(mp, C.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            syscalls.mount("tmpfs", mp, "tmpfs", C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC)
 
 
 def remount_root_readonly() -> None:

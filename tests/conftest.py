@@ -154,6 +154,22 @@ def mounts_mentioning(*paths: Path | str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- bundle
+def bare_procfs_probe(bundle: "Bundle") -> None:
+    """Make the bundle try, from a nested user and pid namespace (`unshare -mrpf`), to mount a fresh proc and
+    sysfs; check the run with bare_procfs_refused. Mapping uid 0 there needs CAP_SETFCAP."""
+    caps = bundle.process["capabilities"]
+    for k in ("bounding", "effective", "permitted"):
+        caps[k] = sorted(set(caps.get(k, [])) | {"CAP_SETFCAP"})
+    bundle.add_mount("/mnt", type="tmpfs", source="tmpfs")
+    bundle.sh("unshare -mrpf sh -c 'mount -t proc none /mnt && echo mounted; mount -t sysfs none /mnt "
+              "&& echo mounted'; echo done")
+
+
+def bare_procfs_refused(r: subprocess.CompletedProcess[str]) -> bool:
+    """The probe ran and the kernel refused both mounts (and nothing before them failed)."""
+    return r.returncode == 0 and r.stdout.split() == ["done"] and r.stderr.count("permission denied") == 2
+
+
 class Bundle:
     """A bundle directory; edit ``config`` then ``save()`` (the Runtime saves before create/run)."""
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import Bundle, Runtime, pid_alive
+from conftest import Bundle, Runtime, bare_procfs_probe, bare_procfs_refused, pid_alive
 
 PROC = {"pid": "pid", "uts": "uts", "ipc": "ipc", "network": "net", "mount": "mnt", "cgroup": "cgroup",
         "time": "time", "user": "user"}
@@ -110,6 +110,17 @@ def test_user_namespace_maps_ids(rt: Runtime, ubundle: Bundle) -> None:
     for name in ("made-inside", "dir-inside"):
         st = os.lstat(rootfs / "tmp" / name)
         assert (st.st_uid, st.st_gid) == (100000, 100000)
+
+
+def test_no_pivot_in_a_user_namespace_covers_the_hosts_proc(rt: Runtime, ubundle: Bundle) -> None:
+    """--no-pivot with a user namespace: the host's proc and sysfs mounts are locked there (they cannot be
+    detached) and are covered with an empty tmpfs instead, so a nested `unshare -mrpf` still cannot mount a
+    bare procfs (the same test without a user namespace is in test_security.py)."""
+    (ubundle.private_rootfs() / "mnt").mkdir(exist_ok=True)  # made by the host: the mapped root cannot
+    _userns(ubundle)
+    bare_procfs_probe(ubundle)
+    r = rt.run(ubundle, None, "--no-pivot")
+    assert bare_procfs_refused(r), r.stdout + r.stderr
 
 
 def test_user_namespace_non_root_user(rt: Runtime, ubundle: Bundle) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bundle, ConsoleSocket, Runtime, pid_alive, procs_cgroup_dir, wait_for
+from conftest import (Bundle, ConsoleSocket, Runtime, bare_procfs_probe, bare_procfs_refused, pid_alive, procs_cgroup_dir,
+                      wait_for)
 
 
 def snapshot(d: Path) -> dict[str, tuple[int, int]]:
@@ -493,6 +494,17 @@ def test_created_init_holds_none_of_the_callers_fds(rt: Runtime, bundle: Bundle,
         assert not [t for t in targets if str(tmp_path) in t], targets
     finally:
         rt.cmd("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("pivot", [[], ["--no-pivot"]], ids=["pivot_root", "no-pivot"])
+def test_a_nested_user_namespace_cannot_mount_a_bare_procfs(rt: Runtime, bundle: Bundle, pivot: list[str]) -> None:
+    """The kernel lets a process in a new user namespace mount a fresh proc (or sysfs) only when its mount
+    namespace already has a fully visible one. The container's /proc is not (maskedPaths), but with --no-pivot
+    the host's /proc stayed behind the chroot, so `unshare -mrpf` could mount a bare one and reach
+    /proc/sysrq-trigger (runc's no_pivot test): those mounts are detached before the chroot."""
+    bare_procfs_probe(bundle)
+    r = rt.run(bundle, None, *pivot)
+    assert bare_procfs_refused(r), r.stdout + r.stderr
 
 
 def test_no_pivot_fresh_procfs_shows_only_the_container(rt: Runtime, bundle: Bundle) -> None:

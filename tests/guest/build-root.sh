@@ -5,9 +5,10 @@
 #   tests/guest/build-root.sh           build if missing or out of date, print the root's path
 #   tests/guest/build-root.sh --force   rebuild
 #
-# Installs user-mode-linux and debootstrap on the host if they are missing (Debian 12). The root is
-# `debootstrap --variant=minbase` of $PYOCI_GUEST_SUITE (bookworm) from $PYOCI_GUEST_MIRROR with the packages
-# below, plus the UML kernel's modules and the guest's init (tests/guest/init.sh, refreshed on every call).
+# Installs debootstrap and (unless $PYOCI_GUEST_UML names the kernel) user-mode-linux on the host if they are
+# missing (Debian 12). The root is `debootstrap --variant=minbase` of $PYOCI_GUEST_SUITE (bookworm) from
+# $PYOCI_GUEST_MIRROR with the packages below, plus the guest's init (tests/guest/init.sh) and the booted
+# kernel's modules, both refreshed on every call (one root serves every UML version).
 # A stamp file (root/.pyoci-guest-stamp) records a key over everything the root is built from; the root is
 # rebuilt only when that key changes. The build goes to a temporary directory that replaces the old root only
 # when complete, under a lock, so an interrupted build never leaves a half root behind.
@@ -25,7 +26,7 @@ libbz2-1.0 liblzma5 libreadline8 libncursesw6 libuuid1 zlib1g libexpat1 libtirpc
 # `apt-get install --no-install-recommends` in the chroot (apt resolves podman's virtual and alternative
 # dependencies, which debootstrap's resolver does not), with services kept from starting by a policy-rc.d.
 engines="runc containerd docker.io podman conmon golang-github-containers-common iptables tini"
-format=4   # bump when the steps below change in a way the key does not see
+format=5   # bump when the steps below change in a way the key does not see
 
 force=0
 [ "${1:-}" = "--force" ] && force=1
@@ -33,22 +34,25 @@ force=0
 die() { echo "build-root: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot)"
 
+# The kernel whose modules go into the root: $PYOCI_GUEST_UML (run.py sets it to the one it boots, e.g. the
+# newer UML of fetch-uml.sh), else Debian's user-mode-linux, installed if missing.
+uml=${PYOCI_GUEST_UML:-}
 need=""
-command -v linux.uml >/dev/null 2>&1 || need="$need user-mode-linux"
+[ -n "$uml" ] || command -v linux.uml >/dev/null 2>&1 || need="$need user-mode-linux"
 command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
 if [ -n "$need" ]; then
     echo "build-root: installing$need" >&2
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >&2
 fi
+uml=${uml:-$(command -v linux.uml)}
 
-kver=$(linux.uml --version 2>/dev/null | head -n1 | tr -d '[:space:]')
-[ -n "$kver" ] || die "cannot read the version of linux.uml"
-moddir=/usr/lib/uml/modules/$kver
+kver=$("$uml" --version 2>/dev/null | head -n1 | tr -d '[:space:]')
+[ -n "$kver" ] || die "cannot read the version of $uml"
+moddir=$(dirname "$uml")/../lib/uml/modules/$kver   # /usr/bin/linux.uml: /usr/lib/uml/modules/<version>
 [ -d "$moddir" ] || die "$moddir missing (user-mode-linux package incomplete?)"
 
-key=$(printf '%s\n' "format=$format" "suite=$suite" "mirror=$mirror" "uml=$kver" \
-      "uml-pkg=$(dpkg-query -W -f='${Version}' user-mode-linux 2>/dev/null || echo none)" \
+key=$(printf '%s\n' "format=$format" "suite=$suite" "mirror=$mirror" \
       "packages=$(echo $packages | tr ' ' '\n' | sort | tr '\n' ' ')" \
       "engines=$(echo $engines | tr ' ' '\n' | sort | tr '\n' ' ')" | sha256sum | cut -c1-16)
 
@@ -87,6 +91,12 @@ link() {  # link TARGET DEST: a symlink, atomically
 }
 install_guest() {
     put "$here/init.sh" "$1/sbin/pyoci-guest-init" 0755
+    # The booted kernel's modules (overlay, veth, ...) for modprobe inside, one directory per kernel version.
+    if [ ! -d "$1/usr/lib/modules/$kver" ]; then
+        mkdir -p "$1/usr/lib/modules"
+        rm -rf "$1/usr/lib/modules/$kver.tmp.$$"
+        cp -a "$moddir" "$1/usr/lib/modules/$kver.tmp.$$" && mv "$1/usr/lib/modules/$kver.tmp.$$" "$1/usr/lib/modules/$kver"
+    fi
     put "$here/systemd-job.sh" "$1/sbin/pyoci-guest-job" 0755
     s=$1/etc/systemd
     mkdir -p "$s/system/multi-user.target.wants" "$s/journald.conf.d" "$s/system.conf.d"
@@ -138,10 +148,6 @@ for p in $packages $engines; do
         || die "package $p missing from the root"
 done
 
-# The kernel's modules (overlay, veth, ...) for modprobe inside.
-mkdir -p "$tmp/usr/lib/modules"
-cp -a "$moddir" "$tmp/usr/lib/modules/$kver"
-
 # Mount points the init needs; a quiet, self-contained system.
 mkdir -p "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/tmp" "$tmp/run" "$tmp/var/tmp" "$tmp/pyoci-run"
 mkdir -p "$tmp/etc/docker" "$tmp/opt/containerd" "$tmp/var/lib/docker" "$tmp/var/lib/containers" \
@@ -159,7 +165,6 @@ install_guest "$tmp"
     echo "key=$key"
     echo "suite=$suite"
     echo "mirror=$mirror"
-    echo "uml=$kver"
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "seconds=$(( $(date +%s) - start ))"
 } > "$tmp/.pyoci-guest-stamp"

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Run tests inside a user-mode-Linux guest: a Linux 6.1 kernel as a process, with a pure cgroup v2 hierarchy.
+"""Run tests inside a user-mode-Linux guest: a Linux kernel as a process, with a pure cgroup v2 hierarchy.
 
     python3 tests/guest/run.py [--systemd] [--timeout S] [--mem 3G] [--keep] [-- PYTEST-ARGS...]
     python3 tests/guest/run.py [--systemd] --cmd 'SHELL COMMAND'      (anything else, e.g. a look around)
 
 (tests/guest/run-v2 is the same.) It builds the guest root if needed (tests/guest/build-root.sh, cached under
-$PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` with that root over hostfs, and the
+$PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` (Debian 12's UML 6.1, or where this
+host's CPU refuses that one, the newer UML of tests/guest/fetch-uml.sh) with that root over hostfs, and the
 guest's init (tests/guest/init.sh) runs a job this script writes into a fresh run directory on the host: mount
 the checkout, its venv and the venv interpreter's install prefix at their host paths (so the host's venv runs
 unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py`` (or the PYTEST-ARGS) with
@@ -46,8 +47,24 @@ def fail(msg: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
     sys.exit(GUEST_FAIL)
 
 
-def build_root(systemd: bool) -> Path:
-    r = subprocess.run(["sh", str(HERE / "build-root.sh")], stdout=subprocess.PIPE, text=True)
+def kernel() -> str | None:
+    """The linux.uml to boot: $PYOCI_GUEST_UML; else None (Debian's, installed by build-root.sh) where this
+    host takes UML 6.1's FPU requests; else the newer UML fetch-uml.sh brings (see xstate.py)."""
+    if os.environ.get("PYOCI_GUEST_UML"):
+        return os.environ["PYOCI_GUEST_UML"]
+    if xstate.uml_fpu_requests_work():
+        return None
+    print("pyoci-guest: this host's CPU refuses UML 6.1's FPU requests (AVX-512 or AMX): using a newer UML",
+          flush=True)
+    r = subprocess.run(["sh", str(HERE / "fetch-uml.sh")], stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        fail("fetching a newer user-mode Linux failed (tests/guest/fetch-uml.sh exited %d)" % r.returncode)
+    return r.stdout.strip().splitlines()[-1]
+
+
+def build_root(systemd: bool, uml: str | None) -> Path:
+    env = dict(os.environ, PYOCI_GUEST_UML=uml) if uml else None
+    r = subprocess.run(["sh", str(HERE / "build-root.sh")], stdout=subprocess.PIPE, text=True, env=env)
     if r.returncode != 0:
         fail("building the guest root failed (tests/guest/build-root.sh exited %d)" % r.returncode)
     root = Path(r.stdout.strip().splitlines()[-1])
@@ -115,10 +132,10 @@ def main() -> int:
 
     if os.geteuid() != 0:
         fail("must run as root")
-    uml = shutil.which("linux.uml")
     t0 = time.monotonic()
-    root = build_root(ns.systemd)
-    uml = uml or shutil.which("linux.uml")
+    chosen = kernel()
+    root = build_root(ns.systemd, chosen)
+    uml = chosen or shutil.which("linux.uml")
     if not uml:
         fail("linux.uml not found (apt-get install user-mode-linux)")
     t_build = time.monotonic() - t0
@@ -144,7 +161,7 @@ def main() -> int:
             "pyoci_run=%s" % run]
     if ns.systemd:
         argv += ["systemd.show_status=0", "systemd.unified_cgroup_hierarchy=1"]
-    print("pyoci-guest: root %s, run dir %s" % (root, run), flush=True)
+    print("pyoci-guest: kernel %s, root %s, run dir %s" % (uml, root, run), flush=True)
     print("pyoci-guest: host paths mounted in the guest: %s" % " ".join(mounts), flush=True)
     print("pyoci-guest: %s" % (command if ns.cmd else "pytest " + " ".join(args)), flush=True)
 
@@ -239,9 +256,10 @@ def main() -> int:
         if booted is None:
             keep = True
             fail("the guest did not boot: its init never wrote %s/booted (linux.uml exited %s; run dir kept)%s%s"
-                 % (run, proc.returncode, tail(), "" if xstate.uml_fpu_requests_work() else
-                    "\n--- cause ---\nthis host refuses the FPU register requests of UML 6.1 (its CPU's XSAVE "
-                    "state is larger: AVX-512 or AMX); the guest cannot run here (see tests/guest/xstate.py)"))
+                 % (run, proc.returncode, tail(), "" if not chosen or xstate.uml_fpu_requests_work() else
+                    "\n--- cause? ---\nthis host refuses the FPU register requests of UML 6.1 and 6.12 (its CPU's "
+                    "XSAVE state is larger: AVX-512 or AMX); if $PYOCI_GUEST_UML is one of those, unset it "
+                    "(see tests/guest/xstate.py)"))
         rc_text = read("rc")
         if rc_text is None or not rc_text.isdigit():
             keep = True

@@ -1,14 +1,11 @@
-"""Why the guest may not boot on a host whose CPU has a large XSAVE state (AVX-512, AMX), and how to tell.
+"""Whether this host can run UML 6.1: its CPU may have a large XSAVE state (AVX-512, AMX).
 
-UML 6.1 (Debian 12's user-mode-linux) saves and restores its guest's FPU state with
+UML 6.1 (Debian 12's user-mode-linux; 6.12 too) saves and restores its guest's FPU state with
 ``ptrace(PTRACE_{GET,SET}REGSET, NT_X86_XSTATE)`` and a fixed 832-byte buffer (x87/SSE, the XSAVE header, AVX).
 A host kernel refuses a SET smaller than its whole XSAVE buffer (EFAULT), and the guest's PID 1 dies at boot:
-"userspace - ptrace set fp regs failed, errno = 14" (seen on a 6.18 host with AVX-512 and AMX; the hosts where
-the guest has run had neither). Making UML take its FXSAVE fallback (a seccomp filter failing that GET) or
-widening its buffer (an LD_PRELOAD around ptrace) lets it boot there, but programs in the guest then crash or
-hang (python3 deterministically, in its compiler), with glibc's AVX and AVX-512 string functions turned off
-too: UML 6.1 does not keep the guest's state intact on such a CPU. A newer UML (its FPU and stub handling
-were reworked after 6.1) is the way out; until then the runner names the cause instead of a kernel panic.
+"userspace - ptrace set fp regs failed, errno = 14". Making UML take its FXSAVE fallback or widening its buffer
+from outside lets it boot there, but programs in the guest then crash (python3 deterministically). UML 7.x
+sizes the buffer from the host: run.py boots that one (fetch-uml.sh) where this probe says no.
 """
 from __future__ import annotations
 

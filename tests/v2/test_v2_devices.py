@@ -28,6 +28,7 @@ def docker_like(bundle: Bundle, parent: str, cid: str, rules: list[dict]) -> Non
     bundle.process["capabilities"] = {k: list(DOCKER_CAPS) for k in ("bounding", "effective", "permitted")}
     bundle.linux["cgroupsPath"] = "/%s/%s" % (parent, cid)
     bundle.linux.setdefault("resources", {})["devices"] = rules
+    bundle.private_rootfs(readonly=True)  # /nodes is made in it, never in the shared rootfs
     bundle.add_mount("/nodes", "tmpfs", "tmpfs", ["rw"])  # device nodes work there (the rootfs' /tmp is nodev)
 
 

@@ -184,14 +184,18 @@ def test_memory_cpu_pids_unified_at_create_inside_and_after_updates(rt: Runtime,
             want["memory.swap.max"] = str(20 * MiB)  # 60m - 40m
         assert read(d, files) == want, "host side after update flags"
 
-        # memory+swap == memory: no swap at all ("0"); cpu.idle (the kernel then reports cpu.weight 0); pids -1
+        # memory+swap == memory: no swap at all ("0"); cpu.idle (the kernel then reports an idle group's weight:
+        # 0 on Linux 6.1, the minimum, 1, on 7.2); pids -1
         resources = {"cpu": {"idle": 1}, "memory": {"limit": 40 * MiB}, "pids": {"limit": -1}}
         if swap:
             resources["memory"]["swap"] = 40 * MiB
             want["memory.swap.max"] = "0"
         update(rt, cid, resources)
-        want.update({"cpu.idle": "1", "cpu.weight": "0", "pids.max": "max"})
-        assert read(d, files) == want, "host side after the idle/no-swap update"
+        want.update({"cpu.idle": "1", "pids.max": "max"})
+        got = read(d, files)
+        assert got["cpu.weight"] in ("0", "1"), "an idle group's weight"
+        want["cpu.weight"] = got["cpu.weight"]
+        assert got == want, "host side after the idle/no-swap update"
         if swap:  # memory+swap below memory: refused, naming the field, nothing changed
             err = rt.fail("update", "--resources", "-", cid,
                           input=json.dumps({"memory": {"limit": 40 * MiB, "swap": 20 * MiB}}))
