@@ -28,7 +28,7 @@ CONV = "CONV"
 
 PASS, FAIL, SKIP, ERROR = "PASS", "FAIL", "SKIP", "ERROR"
 
-SPEC_URL = "https://github.com/opencontainers/runtime-spec/blob/v1.1.0/"
+SPEC_URL = "https://github.com/opencontainers/runtime-spec/blob/v1.3.0/"
 CLI_URL = "https://github.com/opencontainers/runtime-tools/blob/master/docs/command-line-interface.md"
 
 

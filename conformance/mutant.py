@@ -238,17 +238,12 @@ OPS = {
     "create-fails-on-unknown-cap", "start-noop", "start-rc0", "start-recreates", "kill-noop",
     "kill-sigkill", "kill-created-fails", "kill-rc0", "delete-noop", "delete-forces",
     "delete-rc0", "delete-keeps-cgroup", "delete-removes-bundle-files", "delete-removes-cgroup",
-    "hooks-no-stdin", "hooks-stop-at-failure", "poststart-failure-kills", "no-default-devices",
+    "hooks-no-stdin", "hooks-stop-at-failure", "no-default-devices",
     "chown-rootfs", "hooks-ignore-failure", "errors-rc0",
 }
 CFG_AS_OP = {
     "hooks-ignore-failure": lambda cfg: _wrap_hooks(cfg, '"$0" "$@"; exit 0'),
     "hooks-no-stdin": lambda cfg: _wrap_hooks(cfg, 'exec "$0" "$@" < /dev/null'),
-    # a failing poststart hook kills the container (the pid is taken from the state on stdin)
-    "poststart-failure-kills": lambda cfg: _wrap_hooks_of(
-        cfg, "poststart", 's=$(cat); printf %s "$s" | "$0" "$@" && exit 0; '
-        'pid=$(printf %s "$s" | tr , "\\n" | sed -n "s/.*\\"pid\\": *\\([0-9]*\\).*/\\1/p"); '
-        '[ -n "$pid" ] && kill -9 "$pid"; exit 1'),
 }
 
 

@@ -29,6 +29,7 @@ int pyoci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char
 int pyoci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority, uint64_t runtime,
                         uint64_t deadline, uint64_t period);
 int pyoci_ioprio_set(int which, int who, int ioprio);
+long pyoci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 
 #define CLONE_NEWNS ...
 #define CLONE_NEWUTS ...
@@ -209,6 +210,9 @@ static int pyoci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t
 
 static int pyoci_ioprio_set(int which, int who, int ioprio)
 { return syscall(SYS_ioprio_set, which, who, ioprio); }
+
+static long pyoci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{ return syscall(SYS_set_mempolicy, mode, nodemask, maxnode); }
 
 static int pyoci_open_tree(int dfd, const char *path, unsigned int flags)
 { return syscall(SYS_open_tree, dfd, path, flags); }

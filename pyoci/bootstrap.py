@@ -10,6 +10,7 @@ Runtime and children talk over a SOCK_SEQPACKET pair with one JSON message per p
 from __future__ import annotations
 
 import os
+import sys
 import _signal as signal  # the C module: signal.py's enums cost ~1 ms per container
 import _socket as socket  # the C module: socket.py's enums and selectors cost ~2 ms per container
 
@@ -44,6 +45,20 @@ def send(sock: socket.socket, kind: str, **data: Any) -> None:
     sock.send(jsonio.dumps(data).encode())
 
 
+def send_listener(target: socket.socket | int, notify_fd: int) -> None:
+    """The seccomp notification fd to the runtime ({"type": "seccomp"} with it as SCM_RIGHTS), then closed
+    here: the container's processes must never hold the fd that answers their own system calls."""
+    sock = target if not isinstance(target, int) else socket.socket(
+        socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, os.dup(target))
+    try:
+        sock.sendmsg([b'{"type": "seccomp"}'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                 notify_fd.to_bytes(4, sys.byteorder))])
+    finally:
+        os.close(notify_fd)
+        if sock is not target:
+            sock.close()
+
+
 # how long the runtime waits for one answer of its children (hooks running meanwhile add their timeouts)
 SETUP_TIMEOUT = 60.0
 
@@ -52,18 +67,42 @@ def recv(sock: socket.socket, expect: str | None = None, timeout: float | None =
     """The next message; the runtime's waits end after timeout (None: the config allows no bound)."""
     sock.settimeout(timeout)
     try:
-        raw = sock.recv(1 << 20)
+        raw, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
     except TimeoutError:
         raise ContainerError("the container's set-up gave no answer %s within %d s" % (
             "(%s)" % expect if expect else "", timeout or 0)) from None
     if not raw:
         raise ContainerError("the other side of the set-up channel went away")
     msg: dict[str, Any] = jsonio.loads(raw)
+    for level, kind, data in anc:  # send_listener's fd
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            msg["fd"] = int.from_bytes(data[:4], sys.byteorder)
     if msg["type"] == "error":
         raise error_from(msg)
     if expect and msg["type"] != expect:
         raise ContainerError("set-up protocol: expected %r, got %r" % (expect, msg["type"]))
     return msg
+
+
+def recv_past_listener(sock: socket.socket, expect: str, timeout: float | None = SETUP_TIMEOUT
+                       ) -> tuple[dict[str, Any], int | None]:
+    """The next message, which must be of kind expect, and the seccomp notification fd a child sent before
+    it (send_listener), if any: the caller owns that fd."""
+    msg = recv(sock, None, timeout)
+    fd = None
+    if msg["type"] == "seccomp":
+        fd = msg.get("fd")
+        try:
+            msg = recv(sock, None, timeout)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            raise
+    if msg["type"] != expect:
+        if fd is not None:
+            os.close(fd)
+        raise ContainerError("set-up protocol: expected %r, got %r" % (expect, msg["type"]))
+    return msg, fd
 
 
 def error_from(msg: dict[str, Any]) -> PyociError:
@@ -354,7 +393,7 @@ def _setup(launch: Launch) -> None:
 
 def _prepare_process(launch: Launch, proc: Any) -> None:
     """Inside the container, still privileged: terminal, cwd, args[0] in PATH, environment, rlimits,
-    scheduling."""
+    scheduling, memory policy, CPU affinity."""
     from pyoci import process
 
     if proc.terminal:
@@ -364,6 +403,9 @@ def _prepare_process(launch: Launch, proc: Any) -> None:
     launch.extra["env"] = environment(proc)
     process.set_rlimits(proc)
     process.set_scheduling(proc)
+    process.set_memory_policy(launch.spec.linux.memory_policy)
+    if launch.extra.get("exec"):  # execCPUAffinity is not for the container's init (config.md)
+        process.set_final_affinity(proc)
 
 
 def _new_keyring(cid: str) -> None:
@@ -484,9 +526,7 @@ def _become(launch: Launch, sock: socket.socket, mode: str) -> NoReturn:
         # order); with it, as late as possible. Either way after the fds are closed and the memfd is made.
         seccomp = launch.spec.linux.seccomp
         if seccomp is not None and not proc.no_new_privileges:
-            from pyoci.seccomp import load_filter
-
-            load_filter(seccomp)
+            _load_seccomp(seccomp, sock if wait else fd)
             seccomp = None
         process.drop_bounding(proc.capabilities)
         process.set_user(proc)
@@ -497,9 +537,7 @@ def _become(launch: Launch, sock: socket.socket, mode: str) -> NoReturn:
         process.reset_signals()
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in launch.extra["env"])
         if seccomp is not None:
-            from pyoci.seccomp import load_filter
-
-            load_filter(seccomp)
+            _load_seccomp(seccomp, sock if wait else fd)
         os.set_inheritable(fd, True)  # pyoci-dmz reports a failed exec on it, then marks it close-on-exec
         argv0 = "pyoci-dmz-wait" if wait else "pyoci-dmz-spawn-tty" if proc.terminal else "pyoci-dmz-spawn"
         if wait:
@@ -519,6 +557,14 @@ def _become(launch: Launch, sock: socket.socket, mode: str) -> NoReturn:
             os._exit(127)
         fail(report, e)
     os._exit(127)
+
+
+def _load_seccomp(seccomp: dict[str, Any], runtime: socket.socket | int) -> None:
+    from pyoci.seccomp import load_filter
+
+    notify = load_filter(seccomp)
+    if notify is not None:  # SCMP_ACT_NOTIFY: the runtime sends it to the agent
+        send_listener(runtime, notify)
 
 
 def exec_child(launch: Launch) -> NoReturn:

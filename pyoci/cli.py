@@ -13,8 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
 
-VERSION = "0.1.0"
-SPEC_VERSION = "1.2.0"
+from pyoci import __version__ as VERSION
 
 
 class Opt:
@@ -84,7 +83,7 @@ COMMANDS: dict[str, Cmd] = {
         Opt("cap", ("-c", "--cap"), list, None, "add a capability, repeatable"),
         Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1)"),
         Opt("ignore_paused", ("--ignore-paused",), bool, False, "exec even in a paused container (it starts frozen)"),
-        Opt("cgroup", ("--cgroup",), list, None, "sub-cgroup to run in (not supported)"),
+        Opt("cgroup", ("--cgroup",), list, None, "run in an existing sub-cgroup: [CONTROLLER:]PATH, repeatable"),
     )),
     "ps": Cmd("list the processes of a container (table: ps(1) output for them; json: their pids)",
               ("ID", "PS_ARGS*"), (
@@ -97,6 +96,8 @@ COMMANDS: dict[str, Cmd] = {
         Opt("blkio_weight", ("--blkio-weight",), int, None, "block IO weight (10-1000)"),
         Opt("cpu_period", ("--cpu-period",), int, None, "CPU CFS period in microseconds"),
         Opt("cpu_quota", ("--cpu-quota",), int, None, "CPU CFS quota in microseconds"),
+        Opt("cpu_burst", ("--cpu-burst",), int, None, "CPU CFS burst in microseconds"),
+        Opt("cpu_idle", ("--cpu-idle",), int, None, "1: the container's cgroup runs as SCHED_IDLE (0: not)"),
         Opt("cpu_share", ("--cpu-share",), int, None, "CPU shares (relative weight)"),
         Opt("cpu_rt_period", ("--cpu-rt-period",), int, None, "CPU real-time period in microseconds"),
         Opt("cpu_rt_runtime", ("--cpu-rt-runtime",), int, None, "CPU real-time runtime in microseconds"),
@@ -117,6 +118,9 @@ COMMANDS: dict[str, Cmd] = {
     )),
     "spec": Cmd("write a default config.json into the bundle", (), (
         _BUNDLE, Opt("rootless", ("--rootless",), bool, False, "a spec for a rootless container"),
+    )),
+    "features": Cmd("print what this runtime implements (runtime-spec features.md) as JSON", (), (
+        Opt("host", ("--host",), bool, False, "only what will work on this host (kernel, cgroups, systemd)"),
     )),
     "validate": Cmd("check a bundle's config.json and print every problem", (), (
         _BUNDLE, Opt("format", ("-f", "--format"), str, "text", "output format", ("text", "json")),
@@ -323,6 +327,15 @@ def do_validate(g: dict[str, Any], o: dict[str, Any]) -> int:
     return 1 if errors else 0
 
 
+def do_features(g: dict[str, Any], o: dict[str, Any]) -> int:
+    import json
+
+    from pyoci.features import document
+
+    print(json.dumps(document(host=o["host"]), indent=4))
+    return 0
+
+
 def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
     from pyoci.container import Container
     from pyoci.execute import build_process
@@ -330,7 +343,7 @@ def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
     c = Container.load(o["id"], g["root"])
     from pyoci.errors import NotSupported
 
-    for flag in ("cgroup", "apparmor", "process_label"):
+    for flag in ("apparmor", "process_label"):
         if o[flag]:
             raise NotSupported("exec --%s: not supported by pyoci yet" % flag.replace("_", "-"))
     try:
@@ -344,7 +357,8 @@ def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
                          env=o["env"], tty=o["tty"], user=o["user"], additional_gids=gids, caps=o["cap"],
                          no_new_privs=o["no_new_privs"])
     return c.exec(proc, detach=o["detach"], pid_file=o["pid_file"], console_socket=o["console_socket"],
-                  preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"], config=config)
+                  preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"], config=config,
+                  cgroups=o["cgroup"])
 
 
 def do_ps(g: dict[str, Any], o: dict[str, Any]) -> int:
@@ -423,7 +437,8 @@ def do_update(g: dict[str, Any], o: dict[str, Any]) -> int:
             raise UsageError("--resources %s: %s" % (o["resources"], e)) from None
         if not isinstance(resources, dict):
             raise UsageError("--resources %s: must be a linux.resources JSON object" % o["resources"])
-    cpu = {k: o[f] for k, f in (("period", "cpu_period"), ("quota", "cpu_quota"), ("shares", "cpu_share"),
+    cpu = {k: o[f] for k, f in (("period", "cpu_period"), ("quota", "cpu_quota"), ("burst", "cpu_burst"),
+                                ("idle", "cpu_idle"), ("shares", "cpu_share"),
                                 ("realtimePeriod", "cpu_rt_period"), ("realtimeRuntime", "cpu_rt_runtime"),
                                 ("cpus", "cpuset_cpus"), ("mems", "cpuset_mems")) if o[f] is not None}
     memory = {k: _bytes(o[f], "--" + f.replace("_", "-")) for k, f in (
@@ -442,7 +457,7 @@ def do_update(g: dict[str, Any], o: dict[str, Any]) -> int:
 HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
     "exec": do_exec, "ps": do_ps, "pause": do_pause, "resume": do_resume, "update": do_update,
     "create": do_create, "start": do_start, "state": do_state, "kill": do_kill, "delete": do_delete,
-    "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate,
+    "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate, "features": do_features,
 }
 
 
@@ -526,7 +541,9 @@ def _click_main(argv: list[str]) -> NoReturn:
 
 def _version(ctx: Any, _param: Any, value: bool) -> None:
     if value:
-        print("pyoci version %s\ncommit: %s\nspec: %s" % (VERSION, _commit(), SPEC_VERSION))
+        from pyoci.state import OCI_VERSION
+
+        print("pyoci version %s\ncommit: %s\nspec: %s" % (VERSION, _commit(), OCI_VERSION))
         ctx.exit(0)
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import _socket as socket
 
 from pyoci import log
-from pyoci.errors import ContainerError, InvalidState, PyociError, UsageError
+from pyoci.errors import ContainerError, HookError, InvalidState, PyociError, UsageError
 from pyoci.state import EXEC_SOCKET, State, Store, proc_start_time, refresh
 
 DEFAULT_ROOT = "/run/pyoci"
@@ -160,6 +160,10 @@ class Container:
         except BaseException as e:
             if builder.abort():
                 store.remove(cid)
+                if isinstance(e, HookError):  # runtime.md steps 12-13: destroyed, then the poststop hooks
+                    from pyoci import hooks
+
+                    hooks.run("poststop", spec.hooks["poststop"], dict(st.oci(), status="stopped"))
             else:
                 log.warning("container %s: not fully removed after a failed create: run `delete --force %s`"
                             % (cid, cid))
@@ -188,8 +192,11 @@ class Container:
             if start_hooks:
                 try:
                     _hooks_inside(self.store.load_config(self.id), st, start_hooks)
+                except HookError:
+                    self._destroy(st)
+                    raise
                 except PyociError:
-                    self._kill_everything(st)  # runtime.md: a failed startContainer hook stops the container
+                    self._kill_everything(st)
                     raise
             sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
             try:
@@ -218,7 +225,11 @@ class Container:
                 sock.close()
             from pyoci import hooks
 
-            hooks.run("poststart", _hooks_from(st.hooks.get("poststart", [])), running)
+            try:
+                hooks.run("poststart", _hooks_from(st.hooks.get("poststart", [])), running)
+            except HookError:
+                self._destroy(st)
+                raise
         finally:
             os.close(lock)
 
@@ -261,19 +272,24 @@ class Container:
             if st.status not in ("stopped", "creating") and not force:
                 raise InvalidState("container %r is %s: stop it first or use --force" % (self.id, st.status))
             log.debug("deleting container %s (%s)" % (self.id, st.status))
-            if st.bundle and not st.removing:  # a directory without state.json has nothing more to mark
-                st.removing = True
-                self.store.save(st)
-            # always: without a pid namespace of its own, processes can outlive the container's init
-            self._kill_everything(st)
-            st.status = "stopped"
-            self._cgroup().destroy()
-            self.store.remove(self.id)
-            from pyoci import hooks
-
-            hooks.run("poststop", _hooks_from(st.hooks.get("poststop", [])), st.oci())
+            self._destroy(st)
         finally:
             os.close(lock)
+
+    def _destroy(self, st: State) -> None:
+        """runtime.md steps 12-13, under the lock: kill what is left, undo create, remove the state, then run
+        the poststop hooks. For delete, and for start when a startContainer or poststart hook failed."""
+        if st.bundle and not st.removing:  # a directory without state.json has nothing more to mark
+            st.removing = True
+            self.store.save(st)
+        # always: without a pid namespace of its own, processes can outlive the container's init
+        self._kill_everything(st)
+        st.status = "stopped"
+        self._cgroup().destroy()
+        self.store.remove(self.id)
+        from pyoci import hooks
+
+        hooks.run("poststop", _hooks_from(st.hooks.get("poststop", [])), st.oci())
 
     def _kill_everything(self, st: State) -> None:
         """SIGKILL the init and wait for it; and every process in the container's cgroup when the init may
@@ -372,12 +388,21 @@ def _check_supported(spec: Any) -> None:
         if risky:
             raise ConfigError("linux.namespaces: without a mount namespace the container only gets a chroot, which "
                               "%s can escape: drop it from process.capabilities.bounding" % " and ".join(risky))
-    for field, value in (("process.apparmorProfile", spec.process.apparmor_profile),
-                         ("process.selinuxLabel", spec.process.selinux_label),
-                         ("linux.mountLabel", spec.raw.get("linux", {}).get("mountLabel"))):
-        if value:
-            raise NotSupported("%s: LSM labels are not applied by pyoci yet (running without would be weaker "
-                               "than asked)" % field)
+    from pyoci.process import memory_policy_problems, refuse_labels
+
+    refuse_labels(spec.process, spec.raw.get("linux", {}).get("mountLabel"))
+    if spec.linux.memory_policy is not None:
+        problems = memory_policy_problems(spec.linux.memory_policy)
+        if problems:
+            raise ConfigError("%s: %s" % problems[0])
+    if spec.linux.net_devices:
+        from pyoci import netdev
+
+        netdev.check(spec.linux.net_devices, spec.linux.namespace("network") is not None)
+    if spec.linux.intel_rdt is not None:
+        raise NotSupported("linux.intelRdt: %s" % (
+            "this host has no resctrl filesystem (Intel RDT / AMD QoS not enabled)"
+            if not os.path.isdir("/sys/fs/resctrl/info") else "resctrl groups are not managed by pyoci yet"))
     if spec.linux.seccomp is not None:
         from pyoci import seccomp
 
@@ -560,12 +585,21 @@ class _Builder:
                 if init_pid and mounted:
                     break
                 msg = bootstrap.recv(parent)
+            if spec.linux.net_devices:  # into the init's network namespace before any hook runs, as runc
+                from pyoci import netdev
+
+                netdev.move(spec.linux.net_devices, init_pid)
             creating = st.oci()
             creating["pid"] = init_pid
             hooks.run("prestart", spec.hooks["prestart"], creating)
             hooks.run("createRuntime", spec.hooks["createRuntime"], creating)
             bootstrap.send(parent, "hooks-done", pid=init_pid)
-            bootstrap.recv(parent, "ready", hooks.deadline(spec.hooks["createContainer"], bootstrap.SETUP_TIMEOUT))
+            _, notify = bootstrap.recv_past_listener(
+                parent, "ready", hooks.deadline(spec.hooks["createContainer"], bootstrap.SETUP_TIMEOUT))
+            if notify is not None:  # SCMP_ACT_NOTIFY: the filter's listener, for the agent
+                from pyoci import seccomp
+
+                seccomp.send_to_agent(spec.linux.seccomp, notify, init_pid, creating)
             st.status = "created"
             self.store.save(st)
             os.close(self.release)

@@ -73,9 +73,10 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
 
 def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
             console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
-            config: dict[str, Any] | None = None) -> int:
+            config: dict[str, Any] | None = None, cgroups: list[str] | None = None) -> int:
     """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached.
-    config: the container's saved config.json when the caller has already read it."""
+    config: the container's saved config.json when the caller has already read it; cgroups: sub-cgroups to
+    run it in (`exec --cgroup`, see Cgroup.sub)."""
     import _socket as socket
 
     from pyoci import bootstrap, console as consolemod, namespaces, spec as specmod
@@ -96,6 +97,12 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         raise UsageError("exec --tty --detach needs --console-socket")
     if not proc.terminal and console_socket is not None:
         raise UsageError("--console-socket given without --tty")
+    from pyoci.process import refuse_labels
+
+    refuse_labels(proc)
+    cgroup = container._cgroup()
+    if cgroups:
+        cgroup = cgroup.sub(cgroups)
     if config is None:
         config = container.store.load_config(container.id)
     base: Spec = specmod.parse(config, st.bundle)
@@ -110,7 +117,7 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         raise InvalidState("container %r has exited" % container.id)
     bootstrap.preload(base)
     from pyoci import log
-    from pyoci.process import warn_ungrantable
+    from pyoci.process import place_exec_stage, warn_ungrantable
 
     log.debug("exec in container %s (pid %d): %s" % (container.id, st.pid, " ".join(proc.args)))
 
@@ -142,9 +149,15 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         console.close()
     target = 0
     try:
-        container._cgroup().add(pid)
+        place_exec_stage(pid, proc)
+        cgroup.add(pid)
         bootstrap.send(parent, "go")
-        target = bootstrap.recv(parent, "init")["pid"]
+        msg, notify = bootstrap.recv_past_listener(parent, "init")
+        target = msg["pid"]
+        if notify is not None:  # SCMP_ACT_NOTIFY: the filter's listener, for the agent
+            from pyoci import seccomp
+
+            seccomp.send_to_agent(base.linux.seccomp or {}, notify, target, dict(st.oci(), pid=st.pid))
         os.waitpid(pid, 0)
         forward = Forwarder(target) if not detach else None
         try:

@@ -9,8 +9,9 @@ if TYPE_CHECKING:
 from pyoci.errors import HookError
 from pyoci.spec import Hook
 
-# a failing hook of these kinds aborts the operation; the others only warn (runtime.md#lifecycle)
-FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
+# a failing hook of these kinds is an error that ends the container (runtime-spec 1.3.0 runtime.md#lifecycle
+# steps 3-9: "stop the container, and continue the lifecycle at step 12"); poststop's only warn (step 13)
+FATAL = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart")
 
 
 def run(kind: str, hooks: list[Hook], state: dict[str, Any], cwd: str | None = None,
@@ -36,8 +37,8 @@ def run(kind: str, hooks: list[Hook], state: dict[str, Any], cwd: str | None = N
             log.warning(msg)
 
 
-# poststart and poststop hooks only warn when they fail, so one without a timeout is bounded by this (runc
-# returns from start while such a hook's daemon lives on); the fatal kinds wait as long as the config says
+# poststop hooks only warn when they fail, so one without a timeout is bounded by this; the fatal kinds wait
+# as long as the config says
 UNTIMED_NONFATAL = 60
 
 

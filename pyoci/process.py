@@ -7,7 +7,7 @@ import resource
 import _signal as signal  # the C module: signal.py's enums cost ~1 ms per container
 
 from pyoci.errors import ConfigError, ContainerError
-from pyoci.spec import Capabilities, Process, Scheduler
+from pyoci.spec import Capabilities, MemoryPolicy, Process, Scheduler
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
@@ -85,6 +85,96 @@ def set_scheduling(proc: Process) -> None:
         except OSError as e:
             raise ContainerError("process.ioPriority: cannot set %s %d: %s" % (
                 io.klass, io.priority, os.strerror(e.errno))) from None
+
+
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
+              "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_NUMA_BALANCING": 1 << 13}
+
+
+def memory_policy_problems(mp: MemoryPolicy, path: str = "linux.memoryPolicy") -> list[tuple[str, str]]:
+    """What set_mempolicy(2) would refuse with a bare EINVAL, named by field (nodes the host lacks are the
+    kernel's to refuse)."""
+    out = []
+    if mp.mode not in MPOL_MODES:
+        out.append((path + ".mode", "unknown mode %s" % mp.mode))
+    out += [(path + ".flags", "unknown flag %s" % f) for f in mp.flags if f not in MPOL_FLAGS]
+    if mp.mode in ("MPOL_DEFAULT", "MPOL_LOCAL"):
+        if mp.nodes:
+            out.append((path + ".nodes", "must be empty for %s" % mp.mode))
+        if mp.flags:
+            out.append((path + ".flags", "%s takes no flags" % mp.mode))
+    elif mp.mode != "MPOL_PREFERRED" and not mp.nodes:
+        out.append((path + ".nodes", "%s needs at least one node" % mp.mode))
+    if "MPOL_F_STATIC_NODES" in mp.flags and "MPOL_F_RELATIVE_NODES" in mp.flags:
+        out.append((path + ".flags", "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other"))
+    if "MPOL_F_NUMA_BALANCING" in mp.flags and mp.mode not in ("MPOL_BIND", "MPOL_PREFERRED_MANY"):
+        out.append((path + ".flags", "MPOL_F_NUMA_BALANCING is for MPOL_BIND and MPOL_PREFERRED_MANY only"))
+    return out
+
+
+def set_memory_policy(mp: MemoryPolicy | None) -> None:
+    """linux.memoryPolicy for the calling process, inherited by what it forks and execs."""
+    if mp is None:
+        return
+    from pyoci import syscalls
+
+    problems = memory_policy_problems(mp)
+    if problems:
+        raise ConfigError("%s: %s" % problems[0])
+    mode = MPOL_MODES[mp.mode]
+    for f in mp.flags:
+        mode |= MPOL_FLAGS[f]
+    try:
+        syscalls.set_mempolicy(mode, mp.nodes)
+    except OSError as e:
+        raise ContainerError("linux.memoryPolicy: cannot set %s on nodes %s: %s" % (
+            mp.mode, ",".join(map(str, mp.nodes)) or "(none)", os.strerror(e.errno))) from None
+
+
+ALL_CPUS = range(8192)  # sched_setaffinity keeps those the process's cpuset allows
+
+
+def place_exec_stage(pid: int, proc: Process) -> None:
+    """From the runtime, on the exec stage it forked, before that joins the container's cgroup:
+    process.oomScoreAdj (the stage cannot write its own /proc/self once in the container's mount namespace;
+    what it forks and execs inherits it) and process.execCPUAffinity.initial."""
+    if proc.oom_score_adj is not None:
+        try:
+            with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+                f.write(str(proc.oom_score_adj))
+        except OSError as e:
+            raise ContainerError("process.oomScoreAdj: cannot set %d: %s" % (proc.oom_score_adj, e.strerror)) from None
+    aff = proc.exec_cpu_affinity
+    if aff is not None and aff.initial:
+        _set_affinity(pid, aff.initial, "process.execCPUAffinity.initial")
+
+
+def set_final_affinity(proc: Process) -> None:
+    """process.execCPUAffinity.final, in the exec stage once in the container's cgroup; without one, after an
+    initial affinity, every CPU the container's cpuset allows (the spec's default)."""
+    aff = proc.exec_cpu_affinity
+    if aff is not None and (aff.final or aff.initial):
+        _set_affinity(0, aff.final or ALL_CPUS, "process.execCPUAffinity.final")
+
+
+def _set_affinity(pid: int, cpus: list[int] | range, path: str) -> None:
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as e:
+        shown = ",".join(map(str, cpus)) if isinstance(cpus, list) else "all"
+        raise ContainerError("%s: cannot run on CPUs %s: %s" % (path, shown, os.strerror(e.errno))) from None
+
+
+def refuse_labels(proc: Process, mount_label: str | None = None) -> None:
+    """LSM labels are not applied by pyoci: running without one would be weaker than asked."""
+    from pyoci.errors import NotSupported
+
+    for field, value in (("process.apparmorProfile", proc.apparmor_profile),
+                         ("process.selinuxLabel", proc.selinux_label), ("linux.mountLabel", mount_label)):
+        if value:
+            raise NotSupported("%s: LSM labels are not applied by pyoci yet (running without would be weaker "
+                               "than asked)" % field)
 
 
 def find_executable(proc: Process) -> str:

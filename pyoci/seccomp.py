@@ -21,8 +21,14 @@ Behaviour follows runc (libcontainer/seccomp, specconv.SetupSeccomp) where the s
 * More than 32 rules: libseccomp's binary-tree layout (runc's threshold).
 * ``{}`` (no defaultAction and no syscalls) means no filter, as in runc.
 
-Not implemented: SCMP_ACT_NOTIFY / listenerPath (seccomp agents) and runc's BPF patch that turns
-syscalls newer than the profile into ENOSYS.
+* SCMP_ACT_NOTIFY (seccomp user notification): the filter is loaded with a listener (libseccomp adds
+  SECCOMP_FILTER_FLAG_NEW_LISTENER); ``load_filter`` returns its fd, which the loading process hands to the
+  runtime and closes (the container must never hold it); the runtime sends it to the agent at
+  ``listenerPath`` (``send_to_agent``). NOTIFY rules need a listenerPath; a listenerPath without NOTIFY rules
+  is ignored, as runc does.
+
+Not implemented: runc's BPF patch that turns syscalls newer than the profile into ENOSYS;
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (libseccomp 2.6's attribute; Debian 12 has 2.5).
 
 pyoci._seccomp (the compiled libseccomp binding) is imported here, not lazily: the init imports this
 module while the host's files are still reachable.
@@ -46,7 +52,7 @@ _DATA_MAX = 0xFFFF  # SECCOMP_RET_DATA: errnoRet must fit in 16 bits
 _MAX_ARGS = 6
 _TREE_THRESHOLD = 32
 
-#: Actions that take no data; SCMP_ACT_ERRNO/TRACE are built with their errno, NOTIFY is refused.
+#: Actions that take no data; SCMP_ACT_ERRNO/TRACE are built with their errno.
 _ACTIONS: dict[str, int] = {
     "SCMP_ACT_KILL": lib.SCMP_ACT_KILL_THREAD,
     "SCMP_ACT_KILL_THREAD": lib.SCMP_ACT_KILL_THREAD,
@@ -54,6 +60,7 @@ _ACTIONS: dict[str, int] = {
     "SCMP_ACT_TRAP": lib.SCMP_ACT_TRAP,
     "SCMP_ACT_ALLOW": lib.SCMP_ACT_ALLOW,
     "SCMP_ACT_LOG": lib.SCMP_ACT_LOG,
+    "SCMP_ACT_NOTIFY": lib.SCMP_ACT_NOTIFY,
 }
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 _NOTIFY = "SCMP_ACT_NOTIFY"
@@ -94,16 +101,18 @@ def check(seccomp: dict) -> None:
         lib.seccomp_release(ctx)
 
 
-def load_filter(seccomp: dict) -> None:
-    """Build the filter and load it into the calling process (and, by TSYNC, all its threads).
+def load_filter(seccomp: dict) -> int | None:
+    """Build the filter and load it into the calling process (and, by TSYNC, all its threads); returns the
+    notification fd when the filter has SCMP_ACT_NOTIFY rules (the caller hands it on and closes it).
 
     Logs nothing: in the init, stderr may be the container's and --log is out of reach; check() has
     already said what was skipped."""
     ctx = _build(seccomp, verbose=False)
     if ctx is None:
-        return
+        return None
     try:
         rc = lib.seccomp_load(ctx)
+        fd = lib.seccomp_notify_fd(ctx) if rc == 0 and seccomp.get("listenerPath") else -1
     finally:
         lib.seccomp_release(ctx)
     if rc < 0:
@@ -111,11 +120,76 @@ def load_filter(seccomp: dict) -> None:
         if -rc in (errno.EPERM, errno.EACCES):
             hint = " (without process.noNewPrivileges, loading a filter needs CAP_SYS_ADMIN)"
         raise ContainerError("%s: loading the filter: %s%s" % (_S, os.strerror(-rc), hint))
+    return fd if fd >= 0 else None
+
+
+def send_to_agent(seccomp: dict, fd: int, pid: int, state: dict) -> None:
+    """The container process state and the notification fd to the agent at listenerPath: one connection,
+    one message with the fd (SCM_RIGHTS), closed (config-linux.md#the-container-process-state). The fd is
+    closed here, sent or not."""
+    import _socket as socket
+    import struct
+
+    from pyoci import jsonio
+    from pyoci.state import OCI_VERSION
+
+    path = seccomp["listenerPath"]
+    doc = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid, "state": state}
+    if seccomp.get("listenerMetadata"):
+        doc["metadata"] = seccomp["listenerMetadata"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.settimeout(10)
+        s.connect(path)
+        data = jsonio.dumps(doc).encode()
+        sent = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
+        if sent < len(data):
+            s.sendall(data[sent:])
+    except OSError as e:
+        raise ContainerError("%s.listenerPath: cannot send to the seccomp agent at %s: %s"
+                             % (_S, path, e.strerror or e)) from None
+    finally:
+        s.close()
+        os.close(fd)
 
 
 def _version() -> str:
     v = lib.seccomp_version()
     return "%d.%d.%d" % (v.major, v.minor, v.micro)
+
+
+# --- for `pyoci features` -----------------------------------------------------------------------------------
+_API_LEVEL = {_TSYNC: 2, "SECCOMP_FILTER_FLAG_LOG": 3, _SPEC_ALLOW: 4}  # libseccomp's API levels (seccomp_api_get)
+
+
+def library_version() -> str:
+    return _version()
+
+
+def applied_flags() -> list[str]:
+    """The linux.seccomp.flags pyoci applies (the listener ones wait for user notification)."""
+    return list(_FLAGS)
+
+
+def kernel_takes(flag: str) -> bool:
+    """Whether this kernel has the filter flag, as libseccomp's API level tells (probed at first use)."""
+    return lib.seccomp_api_get() >= _API_LEVEL.get(flag, 99)
+
+
+def arch_known(name: str) -> bool:
+    """Whether the libseccomp pyoci was built against knows the architecture."""
+    return bool(_ARCHES.get(name))
+
+
+def arch_usable(name: str) -> bool:
+    """Whether a filter on this host can hold the architecture (libseccomp wants the native byte order)."""
+    if not _ARCHES.get(name):
+        return False
+    ctx = lib.seccomp_init(lib.SCMP_ACT_ALLOW)
+    try:
+        return lib.seccomp_arch_add(ctx, _ARCHES[name]) in (0, -errno.EEXIST)
+    finally:
+        lib.seccomp_release(ctx)
 
 
 def _uint(value: Any, path: str, maximum: int) -> int:
@@ -157,11 +231,8 @@ def _action(obj: dict, key: str, errno_key: str, path: str) -> int:
     if name in _ERRNO_ACTIONS:
         ret = errno.EPERM if ret is None else ret
         return lib.pyoci_scmp_act_errno(ret) if name == "SCMP_ACT_ERRNO" else lib.pyoci_scmp_act_trace(ret)
-    if name == _NOTIFY:
-        if key == "defaultAction":
-            raise ConfigError("%s.%s: SCMP_ACT_NOTIFY cannot be the default action" % (path, key))
-        raise NotSupported("%s.%s: SCMP_ACT_NOTIFY (seccomp user notification to an agent) is not "
-                           "supported by pyoci" % (path, key))
+    if name == _NOTIFY and key == "defaultAction":
+        raise ConfigError("%s.%s: SCMP_ACT_NOTIFY cannot be the default action" % (path, key))
     if not isinstance(name, str) or name not in _ACTIONS:
         raise ConfigError("%s.%s: unknown action %s" % (path, key, _show(name)))
     if ret is not None:
@@ -216,9 +287,6 @@ def _build(seccomp: dict, verbose: bool) -> Any:
     syscalls = _list(seccomp, "syscalls", _S)
     if seccomp.get("defaultAction") is None and not syscalls:
         return None  # runc: no default action and no rules is no filter
-    if seccomp.get("listenerPath") is not None:
-        raise NotSupported("%s.listenerPath: seccomp user notification (SCMP_ACT_NOTIFY to an agent) is "
-                           "not supported by pyoci" % _S)
     default = _action(seccomp, "defaultAction", "defaultErrnoRet", _S)
 
     arches = []
@@ -235,8 +303,8 @@ def _build(seccomp: dict, verbose: bool) -> Any:
         for i, name in enumerate(_list(seccomp, "flags", _S)):
             p = "%s.flags[%d]" % (_S, i)
             if name in _LISTENER_FLAGS:
-                raise NotSupported("%s: %s is only meaningful with seccomp user notification, which pyoci "
-                                   "does not support" % (p, name))
+                raise NotSupported("%s: %s is not supported by pyoci (libseccomp %s has no attribute for it)"
+                                   % (p, name, _version()))
             if not isinstance(name, str) or name not in _FLAGS:
                 raise ConfigError("%s: unknown flag %s" % (p, _show(name)))
             flags.append((p, name))
@@ -254,6 +322,9 @@ def _build(seccomp: dict, verbose: bool) -> Any:
         conds = _conditions(rule, p)
         if action == default:
             continue
+        if action == lib.SCMP_ACT_NOTIFY and not seccomp.get("listenerPath"):
+            raise ConfigError("%s.action: SCMP_ACT_NOTIFY needs %s.listenerPath (the seccomp agent's socket)"
+                              % (p, _S))
         for j, name in enumerate(names):
             rules.append(("%s.names[%d]" % (p, j), name, action, conds))
 

@@ -99,6 +99,12 @@ class IOPriority(Record):
     priority: int = 0
 
 
+class CPUAffinity(Record):
+    """process.execCPUAffinity: CPU lists (None: not given, or empty)."""
+    initial: list[int] | None = None
+    final: list[int] | None = None
+
+
 class Process(Record):
     args: list[str]
     cwd: str
@@ -112,6 +118,7 @@ class Process(Record):
     oom_score_adj: int | None = None
     scheduler: Scheduler | None = None
     io_priority: IOPriority | None = None
+    exec_cpu_affinity: CPUAffinity | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
 
@@ -153,6 +160,13 @@ class Device(Record):
     gid: int | None = None
 
 
+class MemoryPolicy(Record):
+    """linux.memoryPolicy: set_mempolicy(2)'s mode and flags by their names, the node list parsed."""
+    mode: str
+    nodes: list[int] = []
+    flags: list[str] = []
+
+
 class Linux(Record):
     namespaces: list[Namespace] = []
     uid_mappings: list[IDMapping] = []
@@ -167,6 +181,9 @@ class Linux(Record):
     masked_paths: list[str] = []
     readonly_paths: list[str] = []
     personality: str = ""  # linux.personality.domain: LINUX or LINUX32
+    memory_policy: MemoryPolicy | None = None
+    intel_rdt: dict[str, Any] | None = None
+    net_devices: dict[str, Any] = {}  # linux.netDevices: host name -> {"name": in the container}
 
     def namespace(self, kind: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -220,6 +237,10 @@ def _process(r: _Reader) -> Process:
                           priority=sc.get("priority", int, 0), flags=sc.strings("flags"),
                           runtime=sc.uint("runtime", 0, 64) or 0, deadline=sc.uint("deadline", 0, 64) or 0,
                           period=sc.uint("period", 0, 64) or 0)
+    aff = None
+    a = r.sub("execCPUAffinity")
+    if a is not None:
+        aff = CPUAffinity(*(parse_id_list(a.get(k, str, ""), a._p(k)) or None for k in ("initial", "final")))
     io = None
     ior = r.sub("ioPriority")
     if ior is not None:
@@ -227,13 +248,26 @@ def _process(r: _Reader) -> Process:
     return Process(args=r.strings("args"), cwd=r.get("cwd", str, required=True), env=r.strings("env"),
                    terminal=r.get("terminal", bool, False), console_size=size, user=user, capabilities=caps,
                    rlimits=rlimits, no_new_privileges=r.get("noNewPrivileges", bool, False), oom_score_adj=oom,
-                   scheduler=sched, io_priority=io,
+                   scheduler=sched, io_priority=io, exec_cpu_affinity=aff,
                    apparmor_profile=r.get("apparmorProfile", str, ""), selinux_label=r.get("selinuxLabel", str, ""))
 
 
 def parse_process(raw: Any, path: str = "process") -> Process:
     """A process object on its own (`exec --process FILE`, or the container's process with overrides)."""
     return _process(_Reader(raw, path))
+
+
+def parse_id_list(text: str, path: str) -> list[int]:
+    """A CPU or NUMA node list as the kernel writes them ("0-3,7"), sorted; "" is the empty list."""
+    ids: set[int] = set()
+    for part in text.split(",") if text.strip() else []:
+        lo, sep, hi = part.strip().partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()) or (sep and int(hi) < int(lo)):
+            raise ConfigError("%s: %r is not a list like 0-3,7" % (path, text))
+        ids.update(range(int(lo), int(hi if sep else lo) + 1))
+    if ids and max(ids) >= 1 << 16:
+        raise ConfigError("%s: %d is out of range" % (path, max(ids)))
+    return sorted(ids)
 
 
 def _uint(value: Any, path: str) -> int:
@@ -273,7 +307,15 @@ def _linux(r: _Reader | None) -> Linux:
                  sysctl=dict(sysctl), seccomp=r.get("seccomp", dict),
                  rootfs_propagation=r.get("rootfsPropagation", str, ""),
                  masked_paths=r.strings("maskedPaths"), readonly_paths=r.strings("readonlyPaths"),
-                 personality=_personality(r.sub("personality")))
+                 personality=_personality(r.sub("personality")), memory_policy=_memory_policy(r.sub("memoryPolicy")),
+                 intel_rdt=r.get("intelRdt", dict), net_devices=dict(r.get("netDevices", dict, {})))
+
+
+def _memory_policy(r: _Reader | None) -> MemoryPolicy | None:
+    if r is None:
+        return None
+    return MemoryPolicy(mode=r.get("mode", str, required=True), nodes=parse_id_list(r.get("nodes", str, ""),
+                        r._p("nodes")), flags=r.strings("flags"))
 
 
 def _personality(r: _Reader | None) -> str:

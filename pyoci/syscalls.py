@@ -174,3 +174,14 @@ def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
 def ioprio_set(klass: int, level: int) -> None:
     """ioprio_set(2) for the calling process: class and level as IOPRIO_PRIO_VALUE packs them."""
     _check(lib.pyoci_ioprio_set(1, 0, klass << 13 | level), "ioprio_set")  # IOPRIO_WHO_PROCESS, self
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """set_mempolicy(2) for the calling thread (inherited by its children, kept across exec); mode includes
+    the MPOL_F_* flags."""
+    words = max(nodes) // 64 + 1 if nodes else 1
+    mask = ffi.new("unsigned long[]", words)
+    for n in nodes:
+        mask[n // 64] |= 1 << (n % 64)
+    _check(lib.pyoci_set_mempolicy(mode, mask if nodes else ffi.NULL, words * 64 + 1 if nodes else 0),
+           "set_mempolicy")

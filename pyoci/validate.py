@@ -209,8 +209,6 @@ _HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer",
 _CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 _IO_CLASSES = ("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE")
 _SCHED_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE")
-_MPOL_MODES = ("MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
-               "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL")
 _SEMVER_EXTRA = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-")
 
 
@@ -521,7 +519,22 @@ class _Checker:
         aff = self.get(proc, "execCPUAffinity", P, "object")
         if aff is not _ABSENT:
             for key in ("initial", "final"):
-                self.get(aff, key, "process.execCPUAffinity", "string")
+                self.id_list(aff, key, "process.execCPUAffinity")
+
+    def id_list(self, obj: dict, key: str, where: str) -> list[int]:
+        """A CPU or node list ("0-3,7"), as create parses it."""
+        text = self.get(obj, key, where, "string")
+        if text is _ABSENT:
+            return []
+        from pyoci.errors import ConfigError
+        from pyoci.spec import parse_id_list
+
+        try:
+            return parse_id_list(text, f"{where}.{key}")
+        except ConfigError as e:
+            path, _, reason = str(e).partition(": ")
+            self.err(path, reason)
+            return []
 
     def env_entry(self, path: str, entry: str) -> None:
         name, sep, _ = entry.partition("=")
@@ -693,9 +706,34 @@ class _Checker:
             self.items(pers, "flags", "linux.personality", "string")
         mpol = self.get(linux, "memoryPolicy", L, "object")
         if mpol is not _ABSENT:
-            self.enum(mpol, "mode", "linux.memoryPolicy", _MPOL_MODES, "memory policy mode", required=True)
-            self.get(mpol, "nodes", "linux.memoryPolicy", "string")
+            from pyoci.process import MPOL_MODES, memory_policy_problems
+            from pyoci.spec import MemoryPolicy
+
+            M = "linux.memoryPolicy"
+            mode = self.enum(mpol, "mode", M, tuple(MPOL_MODES), "memory policy mode", required=True)
+            nodes = self.id_list(mpol, "nodes", M)
+            flags = [f for _, f in self.items(mpol, "flags", M, "string")]
+            if mode is not _ABSENT:  # the rules create applies
+                for path, reason in memory_policy_problems(MemoryPolicy(mode=mode, nodes=nodes, flags=flags)):
+                    self.err(path, reason)
         self.get(linux, "intelRdt", L, "object")
+        devices = self.get(linux, "netDevices", L, "object")
+        if devices is not _ABSENT:
+            from pyoci.netdev import name_problem
+
+            for host, entry in devices.items():
+                where = f"linux.netDevices.{host}"
+                names = [(host, where)]
+                if self.get(devices, host, "linux.netDevices", "object") is not _ABSENT:
+                    new = self.get(entry, "name", where, "string")
+                    if new not in (_ABSENT, ""):  # empty or absent: the host's name
+                        names.append((new, f"{where}.name"))
+                for n, path in names:
+                    problem = name_problem(n)
+                    if problem:
+                        self.err(path, problem)
+            if "network" not in self.ns:
+                self.err("linux.netDevices", "needs a network namespace of the container's (linux.namespaces)")
 
     def user_mappings(self, linux: dict) -> None:
         user_ns = self.ns.get("user")
@@ -772,7 +810,8 @@ class _Checker:
             if flag not in SECCOMP_FLAGS:
                 self.err(path, f"unknown seccomp flag {_show(flag)}; expected one of {', '.join(sorted(SECCOMP_FLAGS))}")
         self.absolute(sec, "listenerPath", S)
-        self.get(sec, "listenerMetadata", S, "string")
+        if self.get(sec, "listenerMetadata", S, "string") is not _ABSENT and "listenerPath" not in sec:
+            self.err(f"{S}.listenerMetadata", "must not be set without listenerPath")
         notify_at = None
         known = known_syscalls()
         for path, rule in self.items(sec, "syscalls", S, "object"):
@@ -811,7 +850,7 @@ def semantic_problems(config: object, bundle: str | os.PathLike | None) -> list[
 
 # --------------------------------------------------------------------------- JSON Schema
 
-_SCHEMA_FILES = {"config": "config-schema.json", "state": "state-schema.json"}
+_SCHEMA_FILES = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json"}
 _validators: dict[str, Any] = {}
 
 
@@ -827,7 +866,7 @@ def schemas_dir() -> Path:
 
 
 def _validator(schema: str) -> Any:
-    """Build (once) a validator for "config" or "state" with all schema files registered."""
+    """Build (once) a validator for "config", "state" or "features" with all schema files registered."""
     if schema in _validators:
         return _validators[schema]
     if schema not in _SCHEMA_FILES:
@@ -903,7 +942,7 @@ def _tame_huge_ints(value: object) -> object:
 
 
 def schema_problems(instance: object, schema: str = "config") -> list[Problem]:
-    """All JSON Schema violations of ``instance`` ("config" or "state"), sorted by path.
+    """All JSON Schema violations of ``instance`` ("config", "state" or "features"), sorted by path.
 
     Imports jsonschema lazily (it is slow to import), so only callers that want the
     full report pay for it.
@@ -1022,6 +1061,22 @@ def load_json(path: str | os.PathLike, pipe: bool = False) -> tuple[object, list
         return None, [Problem("", f"{shown} is not valid JSON: {_show(str(exc), 120)}")]
 
 
+def refused_problems(config: object) -> list[Problem]:
+    """What is valid but this pyoci's create refuses, as warnings for `pyoci validate` (create says it as its
+    error): nothing valid may look as if it will be applied."""
+    def obj(parent: object, key: str) -> dict:
+        value = parent.get(key) if isinstance(parent, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    proc, linux = obj(config, "process"), obj(config, "linux")
+    lsm = "LSM labels are not applied yet"
+    found = [("process.apparmorProfile", proc.get("apparmorProfile"), lsm),
+             ("process.selinuxLabel", proc.get("selinuxLabel"), lsm), ("linux.mountLabel", linux.get("mountLabel"), lsm),
+             ("linux.intelRdt", "intelRdt" in linux, "resctrl groups are not managed yet")]
+    return [Problem(path, "valid, but pyoci create refuses it: " + why, warning=True) for path, given, why in found
+            if given]
+
+
 def validate_bundle(bundle: str | os.PathLike, full: bool = True) -> list[Problem]:
     """Validate ``<bundle>/config.json``; unreadable or malformed files are problems too."""
     b = os.fspath(bundle)
@@ -1030,7 +1085,7 @@ def validate_bundle(bundle: str | os.PathLike, full: bool = True) -> list[Proble
     config, problems = load_json(os.path.join(b, "config.json"))
     if problems:
         return problems
-    return validate_config(config, bundle, full=full)
+    return _sorted_unique(validate_config(config, bundle, full=full) + refused_problems(config))
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], Any] | None = None) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -280,3 +281,50 @@ def test_the_init_is_born_in_its_cgroup_on_pure_v2(rt: Runtime, bundle: Bundle, 
     r = rt.cmd("--log", log, "--debug", "run", "-b", bundle.path, rt.new_id())
     assert r.returncode == 0, r.stderr
     assert ("born in it: clone3" if pure_v2 else "moved in") in log.read_text()
+
+
+def test_kernel_memory_limits_are_ignored_with_a_warning(rt: Runtime, bundle: Bundle) -> None:
+    """memory.kernel and kernelTCP: deprecated, not enforced by recent kernels, ignored by runc: said at the
+    default log level (both hosts: tests/test_cgroups.py runs in the v2 guest too)."""
+    bundle.linux["resources"] = {"memory": {"kernel": 64 << 20, "kernelTCP": 32 << 20}}
+    bundle.args("true")
+    r = rt.run(bundle, None)
+    assert r.returncode == 0, r.stderr
+    for key in ("kernel", "kernelTCP"):
+        assert "linux.resources.memory.%s: ignored" % key in r.stderr, r.stderr
+
+
+
+def test_exec_into_a_sub_cgroup(rt: Runtime, bundle: Bundle) -> None:
+    """runc's `exec --cgroup [CONTROLLER:]PATH`: an existing sub-cgroup of the container's, on every hierarchy
+    or on one controller's (cgroup v2's one hierarchy when it has the controller); a missing one or a path
+    leaving the container's cgroup is an error and nothing runs (both hosts: this file runs in the v2 guest)."""
+    from pyoci.cgroups import hierarchies
+
+    bundle.args("sleep", "30")
+    with rt.container(bundle, capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as cid:
+        rt.ok("start", cid)
+
+        def cgroups(text: str) -> dict[str, str]:
+            return {line.split(":", 2)[1]: line.split(":", 2)[2] for line in text.splitlines()}
+
+        own = cgroups(open("/proc/%d/cgroup" % rt.state(cid)["pid"]).read())
+        dirs = {h.name: Path(h.mountpoint) / own[h.name].lstrip("/") for h in hierarchies() if h.name in own}
+        memory = "memory" if "memory" in dirs else ""  # v1's memory hierarchy, or v2's
+        for d in dirs.values():
+            (d / "sub").mkdir()
+            for f in ("cpuset.cpus", "cpuset.mems"):  # v1 cpuset: a new cgroup has none (the user's part)
+                if (d / f).exists() and not (d / "sub" / f).read_text().strip():
+                    (d / "sub" / f).write_text((d / f).read_text())
+        (dirs[memory] / "mem").mkdir()
+        seen = cgroups(rt.ok("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup").stdout)
+        assert seen == {k: v + "/sub" for k, v in own.items() if k in dirs}, seen
+        seen = cgroups(rt.ok("exec", "--cgroup", "sub", "--cgroup", "memory:mem", cid, "cat",
+                             "/proc/self/cgroup").stdout)
+        assert seen[memory] == own[memory] + "/mem"
+        assert all(seen[k] == own[k] + "/sub" for k in dirs if k != memory), seen
+        for arg, needle in (("nope", "does not exist (make the sub-cgroup first)"), ("../x", "no '..'"),
+                            (":sub", "expected [CONTROLLER:]PATH"), ("nosuchctrl:sub", "no cgroup with controller")):
+            err = rt.fail("exec", "--cgroup", arg, cid, "touch", "/tmp/ran")
+            assert needle in err, err
+        assert rt.cmd("exec", cid, "test", "-e", "/tmp/ran").returncode == 1, "nothing ran"

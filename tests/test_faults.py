@@ -281,15 +281,15 @@ def test_poststart_hook_leaving_a_daemon_does_not_block_start(rt: Runtime, bundl
         assert time.monotonic() - t < 10
 
 
-def test_untimed_poststart_hook_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """poststart/poststop failures only warn (runtime.md): one without a timeout is bounded and killed; the
+def test_untimed_poststop_hook_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """poststop failures only warn (runtime.md step 13): one without a timeout is bounded and killed; the
     fatal kinds without a timeout wait as the config asks (a test with the real bound would take 60 s)."""
     from pyoci import hooks
     from pyoci.spec import Hook
 
     monkeypatch.setattr(hooks, "UNTIMED_NONFATAL", 1)
     t = time.monotonic()
-    hooks.run("poststart", [Hook(path="/bin/sleep", args=["sleep", "100"])], {"id": "x"})
+    hooks.run("poststop", [Hook(path="/bin/sleep", args=["sleep", "100"])], {"id": "x"})
     assert time.monotonic() - t < 5
     assert hooks.deadline([Hook(path="/bin/true", timeout=5)], 60) == 65
     assert hooks.deadline([Hook(path="/bin/true")], 60) is None

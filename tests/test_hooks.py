@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Bundle, Runtime, pid_alive, wait_for
+from conftest import Bundle, Runtime, one_line_error, pid_alive, wait_for
 
 HOST_KINDS = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
 RECORD = """#!/bin/sh
@@ -175,29 +175,32 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(rt: Runtime, bundle
     script = hooks.script_file("fail.sh", "sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' > %s; "
                                           "echo hook-says-no >&2; exit 3" % pidfile)
     bundle.hook(kind, str(script))
+    hooks.add("poststop")
     cid = rt.new_id()
     line = rt.refuse(bundle, "--pid-file", tmp_path / "init.pid", cid=cid)
     assert kind in line
     assert not (tmp_path / "init.pid").exists(), "a pid file for a container that does not exist"
     assert "does not exist" in rt.fail("state", cid)
+    assert hooks.kinds() == ["poststop"], "runtime-spec 1.3.0 step 13: the poststop hooks run after a failed hook"
     pid = pidfile.read_text().strip()
     if pid and kind != "createContainer":  # createContainer sees the pid in the host's namespace too
         wait_for(lambda: not pid_alive(int(pid)), what="the init to be gone")
 
 
 def test_failing_start_container_hook_fails_start(rt: Runtime, bundle: Bundle, hooks: Hooks) -> None:
+    """runtime-spec 1.3.0: an error, the container stopped and destroyed (step 12), the poststop hooks run."""
     (hooks.dir / "fail.sh").write_text("#!/bin/sh\nexit 1\n")
     (hooks.dir / "fail.sh").chmod(0o755)
     bundle.hook("startContainer", "/hooks/fail.sh")
     hooks.add("poststart")
+    hooks.add("poststop")
     with rt.container(bundle) as cid:
         pid = rt.state(cid)["pid"]
         line = rt.fail("start", cid)
         assert "startContainer" in line
-        wait_for(lambda: not pid_alive(pid), what="the init to be gone")
-        assert rt.status(cid) == "stopped"
-        assert "poststart" not in hooks.kinds()
-        rt.ok("delete", cid)
+        assert not pid_alive(pid)
+        assert "does not exist" in rt.fail("state", cid)
+        assert hooks.kinds() == ["poststop"]
 
 
 def test_missing_hook_binary_fails_create(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
@@ -208,17 +211,24 @@ def test_missing_hook_binary_fails_create(rt: Runtime, bundle: Bundle, tmp_path:
     assert "does not exist" in rt.fail("state", cid)
 
 
-def test_failing_poststart_only_warns(rt: Runtime, bundle: Bundle, hooks: Hooks) -> None:
-    script = hooks.script_file("fail.sh", "exit 1")
+def test_failing_poststart_stops_and_destroys_the_container(rt: Runtime, bundle: Bundle, hooks: Hooks) -> None:
+    """runtime-spec 1.3.0 step 9 (1.2 said warn): an error, the container stopped and destroyed, the later
+    poststart hooks not run, the poststop hooks run."""
+    script = hooks.script_file("fail.sh", "echo nope >&2; exit 1")
     bundle.hook("poststart", str(script))
-    hooks.add("poststart")  # a later poststart hook still runs
+    hooks.add("poststart")
+    hooks.add("poststop")
     bundle.args("sleep", "30")
     with rt.container(bundle) as cid:
+        pid = rt.state(cid)["pid"]
         r = rt.cmd("start", cid)
-        assert r.returncode == 0, r.stderr
-        assert "poststart" in r.stderr and "Traceback" not in r.stderr
-        assert rt.status(cid) == "running"
-        assert hooks.kinds() == ["poststart"]
+        assert r.returncode != 0
+        assert one_line_error(r) == "pyoci: error running poststart hook #0: %s: exit status 1: nope" % script
+        assert not pid_alive(pid)
+        assert "does not exist" in rt.fail("state", cid)
+        assert hooks.kinds() == ["poststop"]
+    bundle.args("true")  # with run: the same, and run's exit status says so
+    assert rt.run(bundle, None).returncode != 0
 
 
 def test_failing_poststop_only_warns(rt: Runtime, bundle: Bundle, hooks: Hooks) -> None:

@@ -5,6 +5,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import Bundle, Runtime
 
 DETACHED = {"capture_output": False, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -93,3 +95,21 @@ def test_update_changes_the_limits(rt: Runtime, bundle: Bundle, tmp_path: Path) 
     finally:
         rt.delete(cid)
     assert "does not exist" in rt.fail("update", "--pids-limit", "1", cid)
+
+
+def test_update_cpu_burst_and_idle(rt: Runtime, bundle: Bundle) -> None:
+    """runc HEAD's `update --cpu-burst` and `--cpu-idle` (v1: cpu.cfs_burst_us; v2: cpu.max.burst; cpu.idle)."""
+    cid = running(rt, bundle)
+    try:
+        v1 = controller_version("cpu") == 1
+        burst = "cpu.cfs_burst_us" if v1 else "cpu.max.burst"
+        if not cgroup_file(cid, "cpu", burst).exists() or not cgroup_file(cid, "cpu", "cpu.idle").exists():
+            pytest.skip("this kernel has no CFS burst or cpu.idle")
+        rt.ok("update", "--cpu-quota", "50000", "--cpu-burst", "20000", cid)
+        assert cgroup_file(cid, "cpu", burst).read_text().strip() == "20000"
+        rt.ok("update", "--cpu-idle", "1", cid)
+        assert cgroup_file(cid, "cpu", "cpu.idle").read_text().strip() == "1"
+        rt.ok("update", "--cpu-idle", "0", cid)
+        assert cgroup_file(cid, "cpu", "cpu.idle").read_text().strip() == "0"
+    finally:
+        rt.delete(cid)

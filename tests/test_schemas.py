@@ -186,7 +186,7 @@ INVALID: list[tuple[str, Callable[[dict], None], str, str]] = [
     ("resources-pids", _set("linux.resources.pids.limit", "max"), "linux.resources.pids.limit", "expected integer, got string"),
     ("resources-rdma", _set("linux.resources.rdma.mlx5_1.hcaHandles", -1), "linux.resources.rdma.mlx5_1.hcaHandles", "-1 is out of range"),
     ("resources-unified", _set("linux.resources.unified", {"memory.max": 1}), 'linux.resources.unified["memory.max"]', "expected string, got integer"),
-    ("intelrdt", _set("linux.intelRdt.enableMBM", 1), "linux.intelRdt.enableMBM", "expected boolean, got integer"),
+    ("intelrdt", _set("linux.intelRdt.enableMonitoring", 1), "linux.intelRdt.enableMonitoring", "expected boolean, got integer"),
     ("sysctl", _set("linux.sysctl", {"net.ipv4.ip_forward": 1}), 'linux.sysctl["net.ipv4.ip_forward"]', "expected string, got integer"),
     ("seccomp-default", _del("linux.seccomp.defaultAction"), "linux.seccomp.defaultAction", "required field is missing"),
     ("seccomp-action", _set("linux.seccomp.syscalls.0.action", "SCMP_ACT_DROP"), "linux.seccomp.syscalls[0].action", '"SCMP_ACT_DROP" is not one of'),

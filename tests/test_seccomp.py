@@ -158,14 +158,11 @@ BAD: list[tuple[str, Any, type, str]] = [
     ("op-missing", {"defaultAction": ALLOW, "syscalls": [rule(["mkdir"], args=[{"index": 0, "value": 1}])]},
      ConfigError, "linux.seccomp.syscalls[0].args[0].op: required"),
     ("notify", {"defaultAction": ALLOW, "syscalls": [rule(["mkdir"]), rule(["rmdir"], "SCMP_ACT_NOTIFY")]},
-     NotSupported, "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY (seccomp user notification to an agent) "
-     "is not supported by pyoci"),
-    ("listener", {"defaultAction": ALLOW, "listenerPath": "/run/agent.sock"}, NotSupported,
-     "linux.seccomp.listenerPath: seccomp user notification (SCMP_ACT_NOTIFY to an agent) is not supported "
-     "by pyoci"),
+     ConfigError, "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the "
+     "seccomp agent's socket)"),
     ("wait-killable", {"defaultAction": ALLOW, "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]},
-     NotSupported, "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is only meaningful with "
-     "seccomp user notification, which pyoci does not support"),
+     NotSupported, "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported by pyoci "
+     "(libseccomp %s has no attribute for it)" % seccomp.library_version()),
 ]
 
 

@@ -330,18 +330,18 @@ def test_empty_object_reports_required() -> None:
 
 def test_validate_config_full_adds_schema(bundle_dir: Path) -> None:
     cfg = base_config()
-    cfg["linux"]["intelRdt"] = {"enableCMT": "yes"}  # only the schema looks inside intelRdt
+    cfg["linux"]["intelRdt"] = {"enableMonitoring": "yes"}  # only the schema looks inside intelRdt
     assert semantic_problems(cfg, bundle_dir) == []
     assert validate_config(cfg, bundle_dir) == []  # fast path: semantic only
-    assert validate_config(cfg, bundle_dir, full=True) == [Problem("linux.intelRdt.enableCMT", "expected boolean, got string")]
+    assert validate_config(cfg, bundle_dir, full=True) == [Problem("linux.intelRdt.enableMonitoring", "expected boolean, got string")]
 
 
 def test_validate_config_error_triggers_schema(bundle_dir: Path) -> None:
     cfg = base_config()
-    cfg["linux"]["intelRdt"] = {"enableCMT": "yes"}
+    cfg["linux"]["intelRdt"] = {"enableMonitoring": "yes"}
     cfg["process"]["cwd"] = "relative"
     problems = validate_config(cfg, bundle_dir)
-    assert Problem("linux.intelRdt.enableCMT", "expected boolean, got string") in problems
+    assert Problem("linux.intelRdt.enableMonitoring", "expected boolean, got string") in problems
     assert Problem("process.cwd", 'must be an absolute path, got "relative"') in problems
 
 

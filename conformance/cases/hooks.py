@@ -269,10 +269,18 @@ def _failing(t: T, kind: str):
     h = Hooks(t)
     h.add(kind, "failing", exit_code=1)
     h.add(kind, "after")
+    h.add("poststop", "cleanup")
     _marker_program(t, h)
     c = t.container()
     res = c.create(check=False)
     return h, c, res
+
+
+def _check_destroyed(t: T, h: Hooks, c, kind: str):
+    """runtime-spec 1.3.0: after a failing hook the lifecycle continues at step 12 (the container destroyed)
+    and 13 (the poststop hooks), with no delete asked for."""
+    t.fails(c.state_cmd(), f"state after a failing {kind} hook (the container is destroyed)")
+    t.check("cleanup" in h.order(), f"the poststop hooks ran after the failing {kind} hook ({h.order()})")
 
 
 def _check_aborted(t: T, h: Hooks, c, res, kind: str):
@@ -288,12 +296,7 @@ def _check_aborted(t: T, h: Hooks, c, res, kind: str):
     time.sleep(0.3)
     t.check("program" not in h.order(), f"the program never ran ({h.order()})")
     t.check("after" not in h.order(), f"hooks after the failing one did not run ({h.order()})")
-    st = c.state_cmd()
-    if st.ok:
-        status = json.loads(st.out).get("status")
-        t.eq(status, "stopped", "status of the container after the failing hook")
-    else:
-        t.log("ok: the container is gone (lifecycle continued at step 12)")
+    _check_destroyed(t, h, c, kind)
 
 
 @case("hooks.prestart-fails", "runtime.md#lifecycle", MUST,
@@ -330,6 +333,7 @@ def hooks_start_container_fail(t: T):
     h = Hooks(t)
     h.add("startContainer", "failing", exit_code=1)
     h.add("startContainer", "after")
+    h.add("poststop", "cleanup")
     _marker_program(t, h)
     c = t.container()
     c.create()
@@ -338,22 +342,25 @@ def hooks_start_container_fail(t: T):
     t.check("program" not in h.order(), f"the program never ran ({h.order()})")
     t.check("after" not in h.order(), f"later startContainer hooks did not run ({h.order()})")
     t.fails(res, "start with a failing startContainer hook")
+    _check_destroyed(t, h, c, "startContainer")
 
 
 @case("hooks.poststart-fails", "runtime.md#lifecycle", MUST,
-      "a failing poststart hook is only a warning: later hooks run and the container keeps running",
-      mutants=("op:poststart-failure-kills",))
+      "a failing poststart hook is an error (runtime-spec 1.3.0; 1.2 said warn): start fails, later poststart "
+      "hooks do not run, the container is destroyed and the poststop hooks run",
+      mutants=("op:hooks-ignore-failure",))
 def hooks_poststart_fail(t: T):
     h = Hooks(t)
     h.add("poststart", "failing", exit_code=1)
     h.add("poststart", "after")
+    h.add("poststop", "cleanup")
     t.bundle.sleeper()
     c = t.container()
     c.create()
     res = c.start(check=False)
-    t.check("after" in h.order(), f"the poststart hook after the failing one ran ({h.order()})")
-    t.eq(c.status(), "running", "status after start")
-    t.check(res.ok, f"start succeeds as if the hook had succeeded ({res.brief()})")
+    t.fails(res, "start with a failing poststart hook")
+    t.check("after" not in h.order(), f"later poststart hooks did not run ({h.order()})")
+    _check_destroyed(t, h, c, "poststart")
 
 
 @case("hooks.poststop-fails", "runtime.md#lifecycle", MUST,

@@ -213,6 +213,41 @@ class Cgroup:
             except OSError as e:
                 raise ContainerError("cannot move pid %d into cgroup %s: %s" % (pid, path, e.strerror)) from None
 
+    def sub(self, specs: list[str]) -> Cgroup:
+        """`exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH` (repeatable, runc's form): an existing sub-cgroup of
+        this one, on the hierarchies of those controllers (cgroup v2's when it has them), or on every hierarchy
+        without; the others stay the container's. A v2 hierarchy takes one path only."""
+        paths = dict(self.paths)
+        chosen: dict[str, str] = {}  # hierarchy name -> the path a controller's spec gave it
+        for spec in sorted(specs, key=lambda x: ":" in x):  # PATH alone first: a controller's own one wins
+            ctrl, _, rel = spec.partition(":") if ":" in spec else ("", "", spec)
+            rel = rel.strip("/")
+            if not rel or ".." in rel.split("/") or (":" in spec and not all(ctrl.split(","))):
+                raise ContainerError("exec --cgroup %r: expected [CONTROLLER:]PATH, PATH a sub-cgroup of the "
+                                     "container's (no '..')" % spec)
+            names = list(paths) if not ctrl else [n for n in paths if self._has(n, ctrl.split(","))]
+            if not names:
+                raise ContainerError("exec --cgroup %r: the container has no cgroup with controller %s" % (spec, ctrl))
+            for name in names:
+                if ctrl and chosen.get(name, rel) != rel:
+                    raise ContainerError("exec --cgroup %r: %s already gets %r from another controller (one "
+                                         "hierarchy, one path)" % (spec, self.paths[name], chosen[name]))
+                if ctrl:
+                    chosen[name] = rel
+                paths[name] = os.path.join(self.paths[name], rel)
+                if not os.path.isdir(paths[name]):
+                    raise ContainerError("exec --cgroup %r: %s does not exist (make the sub-cgroup first)"
+                                         % (spec, paths[name]))
+        return Cgroup(paths)
+
+    def _has(self, name: str, controllers: list[str]) -> bool:
+        if name:  # a v1 hierarchy is named for its controllers
+            return set(controllers) <= set(name.split(","))
+        try:
+            return set(controllers) <= set(read_value(os.path.join(self.paths[name], "cgroup.controllers")).split())
+        except OSError:
+            return False
+
     def pids(self) -> list[int]:
         """Every process of the container, in its cgroup and in any the container made below it (the hierarchy
         most likely to be complete is used)."""

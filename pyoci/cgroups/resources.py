@@ -180,8 +180,8 @@ class Apply:
                 _int(mem, key, M)
                 from pyoci import log
 
-                log.debug("%s.%s: ignored (kernel memory limits are deprecated and not enforced by recent "
-                          "kernels; runc ignores them too)" % (M, key))
+                log.warning("%s.%s: ignored (kernel memory limits are deprecated and not enforced by recent "
+                            "kernels; runc ignores them too)" % (M, key))
         limit = _int(mem, "limit", M) or 0
         reservation = _int(mem, "reservation", M) or 0
         swap = _int(mem, "swap", M) or 0

@@ -1,0 +1,174 @@
+"""Seccomp user notification (linux.seccomp.listenerPath, SCMP_ACT_NOTIFY): the runtime sends the container
+process state and the listener fd to an agent over a unix socket (config-linux.md#the-container-process-state);
+a small agent here answers one syscall with an errno and lets another continue; for run and for exec."""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import select
+import socket
+import struct
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Bundle, Runtime, one_line_error
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif): 80 bytes
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp): 24 bytes
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+needs_x86_64 = pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers are x86-64's")
+SYS_MKDIR, SYS_MKDIRAT, SYS_CHMOD, SYS_FCHMODAT = 83, 258, 90, 268
+
+
+class Agent:
+    """A seccomp agent: accepts connections at path; per connection, the state and the fd; then answers:
+    mkdir with ENOSPC, chmod by letting it run (CONTINUE). Records what it got."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(4)
+        self.states: list[dict[str, Any]] = []
+        self.fd_names: list[list[str]] = []
+        self.answered: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        listeners: list[int] = []
+        self.server.settimeout(0.1)
+        try:
+            while not self.stop.is_set():
+                try:
+                    conn, _ = self.server.accept()
+                    with conn:
+                        msg, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 4)
+                        while True:  # the state may come in several messages, the fds in the first
+                            more = conn.recv(1 << 16)
+                            if not more:
+                                break
+                            msg += more
+                    doc = json.loads(msg)
+                    self.states.append(doc)
+                    self.fd_names.append(doc.get("fds", []))
+                    listeners += fds
+                except TimeoutError:
+                    pass
+                ready = select.select(listeners, [], [], 0.05)[0] if listeners else []
+                for fd in ready:
+                    self._answer(fd, listeners)
+        finally:
+            for fd in listeners:
+                os.close(fd)
+
+    def _answer(self, fd: int, listeners: list[int]) -> None:
+        req = bytearray(80)
+        try:
+            fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, req, True)
+        except OSError:
+            listeners.remove(fd)  # the filter's processes are gone
+            os.close(fd)
+            return
+        nid, _pid, _flags, nr = struct.unpack_from("=QIIi", req)
+        self.answered.append(nr)
+        if nr in (SYS_MKDIR, SYS_MKDIRAT):
+            resp = struct.pack("=QqiI", nid, 0, -errno.ENOSPC, 0)
+        else:
+            resp = struct.pack("=QqiI", nid, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+        try:
+            fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, bytearray(resp), True)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.server.close()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Any:
+    a = Agent(tmp_path / "agent.sock")
+    yield a
+    a.close()
+
+
+def notify_bundle(bundle: Bundle, listener: Path, metadata: str | None = None) -> None:
+    bundle.add_mount("/tmp", "tmpfs", "tmpfs")
+    bundle.linux["seccomp"] = notify_profile(listener, metadata)
+
+
+def notify_profile(listener: Path, metadata: str | None = None) -> dict[str, Any]:
+    prof: dict[str, Any] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(listener),
+                            "syscalls": [{"names": ["mkdir", "mkdirat", "chmod", "fchmodat"],
+                                          "action": "SCMP_ACT_NOTIFY"}]}
+    if metadata is not None:
+        prof["listenerMetadata"] = metadata
+    return prof
+
+
+SCRIPT = ("mkdir /tmp/d 2>&1 | grep -c 'No space left on device'; touch /tmp/f; chmod 600 /tmp/f; echo chmod=$?; "
+          "stat -c %a /tmp/f; ls /proc/self/fd | wc -l")
+
+
+@needs_x86_64
+def test_run_sends_the_state_and_the_fd_and_the_agent_answers(rt: Runtime, bundle: Bundle, agent: Agent) -> None:
+    notify_bundle(bundle, agent.path, "some=metadata")
+    bundle.sh(SCRIPT)
+    cid = rt.new_id()
+    bundle.save()
+    r = rt.cmd("run", "--bundle", bundle.path, cid)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split()
+    assert out[:3] == ["1", "chmod=0", "600"], (r.stdout, r.stderr, agent.answered)  # ENOSPC; continued
+    assert SYS_MKDIR in agent.answered or SYS_MKDIRAT in agent.answered
+    (state,) = agent.states
+    assert agent.fd_names == [["seccompFd"]]
+    assert state["ociVersion"] == "1.3.0" and state["metadata"] == "some=metadata"
+    assert state["state"]["id"] == cid and state["state"]["status"] == "creating"
+    assert state["pid"] == state["state"]["pid"] > 0
+    # the container never held the listener: stdin, stdout, stderr and ls's own directory fd only
+    assert int(out[3]) == 4, r.stdout
+
+
+@needs_x86_64
+def test_exec_gets_its_own_listener(rt: Runtime, bundle: Bundle, agent: Agent) -> None:
+    notify_bundle(bundle, agent.path)
+    bundle.args("sleep", "30")
+    with rt.container(bundle, capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as cid:
+        rt.ok("start", cid)
+        out = rt.ok("exec", cid, "sh", "-c", SCRIPT).stdout.split()
+        assert out[:3] == ["1", "chmod=0", "600"]
+        assert len(agent.states) == 2  # create's and exec's
+        exec_state = agent.states[1]
+        assert exec_state["state"]["status"] == "running" and exec_state["pid"] != exec_state["state"]["pid"]
+
+
+def test_an_agent_that_is_not_there_fails_create_cleanly(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.linux["seccomp"] = notify_profile(tmp_path / "nobody.sock")
+    bundle.sh("echo ran")
+    r = rt.run(bundle, None)
+    assert r.returncode != 0 and "ran" not in r.stdout
+    assert one_line_error(r).startswith("pyoci: linux.seccomp.listenerPath: cannot send to the seccomp agent at "
+                                        "%s: " % (tmp_path / "nobody.sock")), r.stderr
+
+
+def test_a_listener_path_without_notify_rules_is_ignored(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "nobody.sock"),
+                               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    assert rt.sh(bundle, "echo ran").split() == ["ran"]
+
+
+def test_notify_rules_need_a_listener_path(rt: Runtime, bundle: Bundle) -> None:
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+    assert "linux.seccomp.listenerPath: required because linux.seccomp.syscalls[0].action is SCMP_ACT_NOTIFY" \
+        in rt.refuse(bundle)
