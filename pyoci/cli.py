@@ -53,6 +53,7 @@ _CREATE_OPTS = (
     Opt("no_pivot", ("--no-pivot",), bool, False, "use MS_MOVE and chroot instead of pivot_root"),
     Opt("no_new_keyring", ("--no-new-keyring",), bool, False, "do not create a new session keyring"),
     Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1) to the container"),
+    Opt("pidfd_socket", ("--pidfd-socket",), str, None, "unix socket that receives a pidfd of the init"),
 )
 COMMANDS: dict[str, Cmd] = {
     "create": Cmd("create a container", ("ID",), _CREATE_OPTS),
@@ -84,10 +85,15 @@ COMMANDS: dict[str, Cmd] = {
         Opt("preserve_fds", ("--preserve-fds",), int, 0, "pass N additional fds (3..3+N-1)"),
         Opt("ignore_paused", ("--ignore-paused",), bool, False, "exec even in a paused container (it starts frozen)"),
         Opt("cgroup", ("--cgroup",), list, None, "run in an existing sub-cgroup: [CONTROLLER:]PATH, repeatable"),
+        Opt("pidfd_socket", ("--pidfd-socket",), str, None, "unix socket that receives a pidfd of the process"),
     )),
     "ps": Cmd("list the processes of a container (table: ps(1) output for them; json: their pids)",
               ("ID", "PS_ARGS*"), (
         Opt("format", ("-f", "--format"), str, "table", "output format", ("table", "json")),
+    )),
+    "events": Cmd("print the container's resource usage and OOM kills as JSON lines (runc's format)", ("ID",), (
+        Opt("stats", ("--stats",), bool, False, "print the stats once and exit"),
+        Opt("interval", ("--interval",), str, "5s", "how often to print the stats (a duration: 5s, 100ms, 1m)"),
     )),
     "pause": Cmd("freeze every process of a running container", ("ID",)),
     "resume": Cmd("thaw a paused container", ("ID",)),
@@ -216,7 +222,8 @@ def do_create(g: dict[str, Any], o: dict[str, Any]) -> int:
 
     Container.create(o["id"], o["bundle"] or os.getcwd(), g["root"], pid_file=o["pid_file"],
                      console_socket=o["console_socket"], preserve_fds=o["preserve_fds"], no_pivot=o["no_pivot"],
-                     no_new_keyring=o["no_new_keyring"], systemd_cgroup=g["systemd_cgroup"])
+                     no_new_keyring=o["no_new_keyring"], systemd_cgroup=g["systemd_cgroup"],
+                     pidfd_socket=o["pidfd_socket"])
     return 0
 
 
@@ -263,7 +270,8 @@ def do_run(g: dict[str, Any], o: dict[str, Any]) -> int:
 
     return run(o["id"], o["bundle"] or os.getcwd(), g["root"], detach=o["detach"], keep=o["keep"],
                pid_file=o["pid_file"], console_socket=o["console_socket"], preserve_fds=o["preserve_fds"],
-               no_pivot=o["no_pivot"], no_new_keyring=o["no_new_keyring"], systemd_cgroup=g["systemd_cgroup"])
+               no_pivot=o["no_pivot"], no_new_keyring=o["no_new_keyring"], systemd_cgroup=g["systemd_cgroup"],
+               pidfd_socket=o["pidfd_socket"])
 
 
 def do_list(g: dict[str, Any], o: dict[str, Any]) -> int:
@@ -327,6 +335,28 @@ def do_validate(g: dict[str, Any], o: dict[str, Any]) -> int:
     return 1 if errors else 0
 
 
+def do_events(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from pyoci import events
+    from pyoci.container import Container
+    from pyoci.errors import InvalidState
+
+    interval = events.parse_duration(o["interval"])
+    c = Container.load(o["id"], g["root"])
+    status = c.refresh().status
+    if status not in ("created", "running", "paused"):
+        raise InvalidState("container %r is %s: container not running" % (c.id, status))
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        return events.run(c, interval, o["stats"], out)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away: nothing left to tell
+        return 0
+
+
 def do_features(g: dict[str, Any], o: dict[str, Any]) -> int:
     import json
 
@@ -358,7 +388,7 @@ def do_exec(g: dict[str, Any], o: dict[str, Any]) -> int:
                          no_new_privs=o["no_new_privs"])
     return c.exec(proc, detach=o["detach"], pid_file=o["pid_file"], console_socket=o["console_socket"],
                   preserve_fds=o["preserve_fds"], ignore_paused=o["ignore_paused"], config=config,
-                  cgroups=o["cgroup"])
+                  cgroups=o["cgroup"], pidfd_socket=o["pidfd_socket"])
 
 
 def do_ps(g: dict[str, Any], o: dict[str, Any]) -> int:
@@ -458,6 +488,7 @@ HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
     "exec": do_exec, "ps": do_ps, "pause": do_pause, "resume": do_resume, "update": do_update,
     "create": do_create, "start": do_start, "state": do_state, "kill": do_kill, "delete": do_delete,
     "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate, "features": do_features,
+    "events": do_events,
 }
 
 

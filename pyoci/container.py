@@ -112,10 +112,11 @@ class Container:
     @classmethod
     def create(cls, cid: str, bundle: str, root: str = DEFAULT_ROOT, *, pid_file: str | None = None,
                console_socket: str | None = None, preserve_fds: int = 0, no_pivot: bool = False,
-               no_new_keyring: bool = False, systemd_cgroup: bool = False,
+               no_new_keyring: bool = False, systemd_cgroup: bool = False, pidfd_socket: str | None = None,
                _console: socket.socket | None = None, _spec: Any = None, _subreaper: bool = False,
                _passed: tuple[Sequence[int], int] | None = None) -> Container:
-        """Build the container and leave its init waiting for start; nothing remains if this fails."""
+        """Build the container and leave its init waiting for start; nothing remains if this fails.
+        pidfd_socket: a unix socket that gets a pidfd of the init (pyoci.pidfd)."""
         from pyoci import spec as specmod
         from pyoci.process import passed_fds
         from pyoci.state import check_id
@@ -138,8 +139,18 @@ class Container:
         if not proc.terminal and console_socket is not None:
             raise UsageError("--console-socket given but process.terminal is false")
         pid_ns = spec.linux.namespace("pid")
+        pidfd_to = None
+        if pidfd_socket is not None:
+            from pyoci import pidfd
+
+            pidfd_to = pidfd.connect(pidfd_socket)  # before anything is made: a wrong path leaves nothing
         store = Store(root)
-        state_dir, lock = store.create(cid)
+        try:
+            state_dir, lock = store.create(cid)
+        except BaseException:
+            if pidfd_to is not None:
+                pidfd_to.close()
+            raise
         log.debug("creating container %s from bundle %s" % (cid, spec.bundle))
         st = State(id=cid, bundle=spec.bundle, annotations=spec.annotations, rootfs=spec.root_path,
                    created=log.timestamp(),
@@ -157,7 +168,13 @@ class Container:
                           lock, _subreaper, preserved)
             if pid_file:
                 write_pid_file(pid_file, st.pid)
+            if pidfd_to is not None:
+                from pyoci import pidfd
+
+                pidfd.send(pidfd_to, st.pid)
         except BaseException as e:
+            if pidfd_to is not None:
+                pidfd_to.close()
             if builder.abort():
                 store.remove(cid)
                 if isinstance(e, HookError):  # runtime.md steps 12-13: destroyed, then the poststop hooks

@@ -73,10 +73,11 @@ def build_process(config: dict[str, Any], *, process_file: str | None = None, ar
 
 def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: str | None = None,
             console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
-            config: dict[str, Any] | None = None, cgroups: list[str] | None = None) -> int:
+            config: dict[str, Any] | None = None, cgroups: list[str] | None = None,
+            pidfd_socket: str | None = None) -> int:
     """Start proc in the container; returns its exit code (128+N on signal N), or 0 when detached.
     config: the container's saved config.json when the caller has already read it; cgroups: sub-cgroups to
-    run it in (`exec --cgroup`, see Cgroup.sub)."""
+    run it in (`exec --cgroup`, see Cgroup.sub); pidfd_socket: a unix socket that gets a pidfd of the process."""
     import _socket as socket
 
     from pyoci import bootstrap, console as consolemod, namespaces, spec as specmod
@@ -103,6 +104,11 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     cgroup = container._cgroup()
     if cgroups:
         cgroup = cgroup.sub(cgroups)
+    pidfd_to = None
+    if pidfd_socket is not None:
+        from pyoci import pidfd
+
+        pidfd_to = pidfd.connect(pidfd_socket)  # before anything is started
     if config is None:
         config = container.store.load_config(container.id)
     base: Spec = specmod.parse(config, st.bundle)
@@ -171,6 +177,11 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
                 raise ContainerError("exec: %s" % jsonio.loads(data).get("message", "failed"))
             if pid_file:
                 write_pid_file(pid_file, target)
+            if pidfd_to is not None:
+                from pyoci import pidfd
+
+                pidfd.send(pidfd_to, target)
+                pidfd_to = None
             if detach:
                 return 0
             proxy = None
@@ -199,4 +210,6 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         parent.close()
         if ours is not None:
             ours.close()
+        if pidfd_to is not None:
+            pidfd_to.close()
 

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = False,
         pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0,
-        no_pivot: bool = False, no_new_keyring: bool = False, systemd_cgroup: bool = False) -> int:
+        no_pivot: bool = False, no_new_keyring: bool = False, systemd_cgroup: bool = False,
+        pidfd_socket: str | None = None) -> int:
     """Returns the container's exit code (128+N if killed by signal N); 0 when detached."""
     from pyoci import spec as specmod
     from pyoci.container import Container
@@ -31,8 +32,8 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
         # in the foreground we reap the init, our grandchild: create makes us its subreaper
         c = Container.create(cid, bundle, root, pid_file=pid_file, console_socket=console_socket,
                              preserve_fds=preserve_fds, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                             systemd_cgroup=systemd_cgroup, _console=theirs, _spec=spec, _subreaper=not detach,
-                             _passed=passed)
+                             systemd_cgroup=systemd_cgroup, pidfd_socket=pidfd_socket, _console=theirs, _spec=spec,
+                             _subreaper=not detach, _passed=passed)
     finally:
         if theirs is not None:
             theirs.close()

@@ -9,7 +9,7 @@ $PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` (Debian
 host's CPU refuses that one, the newer UML of tests/guest/fetch-uml.sh) with that root over hostfs, and the
 guest's init (tests/guest/init.sh) runs a job this script writes into a fresh run directory on the host: mount
 the checkout, its venv and the venv interpreter's install prefix at their host paths (so the host's venv runs
-unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py`` (or the PYTEST-ARGS) with
+unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py tests/test_events.py`` (or the PYTEST-ARGS) with
 PYOCI_IN_GUEST=1. Container state, bundles and rootfs go to pytest's tmp dir, a tmpfs inside the guest.
 
 With --systemd the guest boots ``init=/lib/systemd/systemd`` instead (the same root): the job is run by the
@@ -127,7 +127,7 @@ def main() -> int:
     ap.add_argument("--cmd", help="run this shell command in the guest (at the checkout, venv on PATH) instead of "
                     "pytest; its exit status is the result")
     ap.add_argument("pytest_args", nargs="*", help="after --: arguments to pytest (default: tests/v2 "
-                    "tests/test_devices_bpf.py tests/test_cgroups.py; with --systemd: tests/systemd)")
+                    "tests/test_devices_bpf.py tests/test_cgroups.py tests/test_events.py; with --systemd: tests/systemd)")
     ns = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -142,7 +142,8 @@ def main() -> int:
 
     venv = Path(ns.venv).absolute()
     mounts = host_mounts(venv)
-    default = ["tests/systemd"] if ns.systemd else ["tests/v2", "tests/test_devices_bpf.py", "tests/test_cgroups.py"]
+    default = ["tests/systemd"] if ns.systemd else ["tests/v2", "tests/test_devices_bpf.py", "tests/test_cgroups.py",
+                                                         "tests/test_events.py"]
     args = ns.pytest_args or default
     if ns.cmd:
         command = "sh -c %s" % shlex.quote(ns.cmd)
