@@ -405,13 +405,9 @@ def _check_supported(spec: Any) -> None:
         if risky:
             raise ConfigError("linux.namespaces: without a mount namespace the container only gets a chroot, which "
                               "%s can escape: drop it from process.capabilities.bounding" % " and ".join(risky))
-    from pyoci.process import memory_policy_problems, refuse_labels
+    from pyoci.process import refuse_labels
 
     refuse_labels(spec.process, spec.raw.get("linux", {}).get("mountLabel"))
-    if spec.linux.memory_policy is not None:
-        problems = memory_policy_problems(spec.linux.memory_policy)
-        if problems:
-            raise ConfigError("%s: %s" % problems[0])
     if spec.linux.net_devices:
         from pyoci import netdev
 
