@@ -1072,7 +1072,8 @@ def refused_problems(config: object) -> list[Problem]:
     lsm = "LSM labels are not applied yet"
     found = [("process.apparmorProfile", proc.get("apparmorProfile"), lsm),
              ("process.selinuxLabel", proc.get("selinuxLabel"), lsm), ("linux.mountLabel", linux.get("mountLabel"), lsm),
-             ("linux.intelRdt", "intelRdt" in linux, "resctrl groups are not managed yet")]
+             ("linux.intelRdt", "intelRdt" in linux, "resctrl groups are not managed yet"),
+             ("linux.personality.flags", obj(linux, "personality").get("flags"), "the spec defines no flags yet")]
     return [Problem(path, "valid, but pyoci create refuses it: " + why, warning=True) for path, given, why in found
             if given]
 
