@@ -288,8 +288,9 @@ def preload_hooks() -> None:
 
 
 def load_dmz() -> bytes:
-    """The static exec helper's bytes, read while the host's files are still reachable."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_dmz")
+    """The static exec helper's bytes, read while the host's files are still reachable. Found next to this
+    file's real path: the strict editable install's link tree holds only what setuptools built."""
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), "_dmz")
     try:
         with open(path, "rb") as f:
             return f.read()

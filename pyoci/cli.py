@@ -582,7 +582,7 @@ def _commit() -> str:
     """The checkout's commit (`git describe`), as runc's `commit:` line; "unknown" outside a git checkout."""
     import subprocess
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # past the editable link tree
     if not os.path.exists(os.path.join(here, ".git")):
         return "unknown"
     try:
