@@ -20,7 +20,7 @@ from pyoci.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any, Callable, NoReturn
 
     from pyoci.spec import Spec
 
@@ -84,25 +84,31 @@ def recv(sock: socket.socket, expect: str | None = None, timeout: float | None =
     return msg
 
 
-def recv_past_listener(sock: socket.socket, expect: str, timeout: float | None = SETUP_TIMEOUT
-                       ) -> tuple[dict[str, Any], int | None]:
-    """The next message, which must be of kind expect, and the seccomp notification fd a child sent before
-    it (send_listener), if any: the caller owns that fd."""
+def recv_past_listener(sock: socket.socket, expect: str, on_listener: Callable[[int], None],
+                       timeout: float | None = SETUP_TIMEOUT) -> dict[str, Any]:
+    """The next message, which must be of kind expect; a seccomp notification fd a child sends before it
+    (send_listener) goes to on_listener at once, which owns it: the child's next system calls may already
+    wait for the agent that fd is for."""
     msg = recv(sock, None, timeout)
-    fd = None
     if msg["type"] == "seccomp":
         fd = msg.get("fd")
-        try:
-            msg = recv(sock, None, timeout)
-        except BaseException:
-            if fd is not None:
-                os.close(fd)
-            raise
+        if fd is None:
+            raise ContainerError("set-up protocol: a seccomp message without its fd")
+        on_listener(fd)
+        msg = recv(sock, None, timeout)
     if msg["type"] != expect:
-        if fd is not None:
-            os.close(fd)
         raise ContainerError("set-up protocol: expected %r, got %r" % (expect, msg["type"]))
-    return msg, fd
+    return msg
+
+
+def to_agent(seccomp: dict[str, Any] | None, pid: int, state: dict[str, Any]) -> Callable[[int], None]:
+    """recv_past_listener's on_listener: the fd to the seccomp agent at listenerPath, with pid and state."""
+    def send(fd: int) -> None:
+        from pyoci.seccomp import send_to_agent
+
+        send_to_agent(seccomp or {}, fd, pid, state)
+
+    return send
 
 
 def error_from(msg: dict[str, Any]) -> PyociError:

@@ -607,12 +607,8 @@ class _Builder:
             hooks.run("prestart", spec.hooks["prestart"], creating)
             hooks.run("createRuntime", spec.hooks["createRuntime"], creating)
             bootstrap.send(parent, "hooks-done", pid=init_pid)
-            _, notify = bootstrap.recv_past_listener(
-                parent, "ready", hooks.deadline(spec.hooks["createContainer"], bootstrap.SETUP_TIMEOUT))
-            if notify is not None:  # SCMP_ACT_NOTIFY: the filter's listener, for the agent
-                from pyoci import seccomp
-
-                seccomp.send_to_agent(spec.linux.seccomp, notify, init_pid, creating)
+            bootstrap.recv_past_listener(parent, "ready", bootstrap.to_agent(spec.linux.seccomp, init_pid, creating),
+                                         hooks.deadline(spec.hooks["createContainer"], bootstrap.SETUP_TIMEOUT))
             st.status = "created"
             self.store.save(st)
             os.close(self.release)

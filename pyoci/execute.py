@@ -158,12 +158,10 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
         place_exec_stage(pid, proc)
         cgroup.add(pid)
         bootstrap.send(parent, "go")
-        msg, notify = bootstrap.recv_past_listener(parent, "init")
-        target = msg["pid"]
-        if notify is not None:  # SCMP_ACT_NOTIFY: the filter's listener, for the agent
-            from pyoci import seccomp
-
-            seccomp.send_to_agent(base.linux.seccomp or {}, notify, target, dict(st.oci(), pid=st.pid))
+        # the stage loads the filter before it execs pyoci-dmz, which forks the process: the agent hears of the
+        # stage (the pid the listener's first notifications come from)
+        target = bootstrap.recv_past_listener(
+            parent, "init", bootstrap.to_agent(base.linux.seccomp, pid, dict(st.oci(), pid=st.pid)))["pid"]
         os.waitpid(pid, 0)
         forward = Forwarder(target) if not detach else None
         try:

@@ -317,6 +317,7 @@ def test_exec_into_a_sub_cgroup(rt: Runtime, bundle: Bundle) -> None:
                 if (d / f).exists() and not (d / "sub" / f).read_text().strip():
                     (d / "sub" / f).write_text((d / f).read_text())
         (dirs[memory] / "mem").mkdir()
+        assert cgroups(rt.ok("exec", "--cgroup", "/", cid, "cat", "/proc/self/cgroup").stdout) == own  # its own
         seen = cgroups(rt.ok("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup").stdout)
         assert seen == {k: v + "/sub" for k, v in own.items() if k in dirs}, seen
         seen = cgroups(rt.ok("exec", "--cgroup", "sub", "--cgroup", "memory:mem", cid, "cat",

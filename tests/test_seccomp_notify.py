@@ -152,6 +152,21 @@ def test_exec_gets_its_own_listener(rt: Runtime, bundle: Bundle, agent: Agent) -
         assert exec_state["state"]["status"] == "running" and exec_state["pid"] != exec_state["state"]["pid"]
 
 
+@needs_x86_64
+def test_the_runtimes_own_syscalls_may_be_notified(rt: Runtime, bundle: Bundle, agent: Agent) -> None:
+    """execve, openat, read, close and write notified (runc's "important syscalls", and write, which runc
+    refuses): the listener reaches the agent as soon as the filter is loaded, before the init or the exec stage
+    makes one more of those calls, so nothing waits for an agent that has no fd yet."""
+    busy = ["execve", "openat", "open", "read", "close", "write"]
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(agent.path),
+                               "syscalls": [{"names": busy, "action": "SCMP_ACT_NOTIFY"}]}
+    bundle.args("sleep", "30")
+    with rt.container(bundle, capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as cid:
+        rt.ok("start", cid, timeout=30)
+        assert rt.ok("exec", cid, "echo", "hi", timeout=30).stdout == "hi\n"
+    assert len(agent.states) == 2 and {3, 59} <= set(agent.answered)  # close and execve went through the agent
+
+
 def test_an_agent_that_is_not_there_fails_create_cleanly(rt: Runtime, bundle: Bundle, tmp_path: Path) -> None:
     bundle.linux["seccomp"] = notify_profile(tmp_path / "nobody.sock")
     bundle.sh("echo ran")

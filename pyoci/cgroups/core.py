@@ -221,8 +221,8 @@ class Cgroup:
         chosen: dict[str, str] = {}  # hierarchy name -> the path a controller's spec gave it
         for spec in sorted(specs, key=lambda x: ":" in x):  # PATH alone first: a controller's own one wins
             ctrl, _, rel = spec.partition(":") if ":" in spec else ("", "", spec)
-            rel = rel.strip("/")
-            if not rel or ".." in rel.split("/") or (":" in spec and not all(ctrl.split(","))):
+            rel = rel.strip("/")  # "" (from "/"): the container's own cgroup
+            if ".." in rel.split("/") or (":" in spec and not all(ctrl.split(","))):
                 raise ContainerError("exec --cgroup %r: expected [CONTROLLER:]PATH, PATH a sub-cgroup of the "
                                      "container's (no '..')" % spec)
             names = list(paths) if not ctrl else [n for n in paths if self._has(n, ctrl.split(","))]
@@ -234,7 +234,7 @@ class Cgroup:
                                          "hierarchy, one path)" % (spec, self.paths[name], chosen[name]))
                 if ctrl:
                     chosen[name] = rel
-                paths[name] = os.path.join(self.paths[name], rel)
+                paths[name] = os.path.join(self.paths[name], rel) if rel else self.paths[name]
                 if not os.path.isdir(paths[name]):
                     raise ContainerError("exec --cgroup %r: %s does not exist (make the sub-cgroup first)"
                                          % (spec, paths[name]))
