@@ -128,6 +128,8 @@ COMMANDS: dict[str, Cmd] = {
     "features": Cmd("print what this runtime implements (runtime-spec features.md) as JSON", (), (
         Opt("host", ("--host",), bool, False, "only what will work on this host (kernel, cgroups, systemd)"),
     )),
+    "completion": Cmd("print the shell completion script for bash, zsh or fish (e.g. source <(pyoci completion "
+                      "bash))", ("SHELL",)),
     "validate": Cmd("check a bundle's config.json and print every problem", (), (
         _BUNDLE, Opt("format", ("-f", "--format"), str, "text", "output format", ("text", "json")),
     )),
@@ -357,6 +359,18 @@ def do_events(g: dict[str, Any], o: dict[str, Any]) -> int:
         return 0
 
 
+def do_completion(g: dict[str, Any], o: dict[str, Any]) -> int:
+    from click.shell_completion import get_completion_class
+
+    from pyoci.errors import UsageError
+
+    cls = get_completion_class(o["shell"])
+    if cls is None or o["shell"] not in ("bash", "zsh", "fish"):
+        raise UsageError("completion: SHELL must be bash, zsh or fish, not %r" % o["shell"])
+    print(cls(_click_group(), {}, "pyoci", "_PYOCI_COMPLETE").source())
+    return 0
+
+
 def do_features(g: dict[str, Any], o: dict[str, Any]) -> int:
     import json
 
@@ -488,7 +502,7 @@ HANDLERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
     "exec": do_exec, "ps": do_ps, "pause": do_pause, "resume": do_resume, "update": do_update,
     "create": do_create, "start": do_start, "state": do_state, "kill": do_kill, "delete": do_delete,
     "run": do_run, "list": do_list, "spec": do_spec, "validate": do_validate, "features": do_features,
-    "events": do_events,
+    "events": do_events, "completion": do_completion,
 }
 
 
@@ -525,8 +539,8 @@ def _report(msg: str, g: dict[str, Any]) -> None:
     sys.stderr.write("pyoci: %s\n" % msg)
 
 
-def _click_main(argv: list[str]) -> NoReturn:
-    """The full click interface, built from the same tables (help, errors, unusual spellings)."""
+def _click_group() -> Any:
+    """pyoci's click interface (a click.Group), built from COMMANDS and GLOBAL."""
     import click
 
     def params(opts: tuple[Opt, ...]) -> list[click.Parameter]:
@@ -566,7 +580,12 @@ def _click_main(argv: list[str]) -> NoReturn:
                                      callback=_version, help="print the version"))
     for name, cmd in COMMANDS.items():
         group.add_command(make(name, cmd))
-    group.main(argv, prog_name="pyoci")
+    return group
+
+
+def _click_main(argv: list[str]) -> NoReturn:
+    """The full click interface, built from the same tables (help, errors, unusual spellings, completion)."""
+    _click_group().main(argv, prog_name="pyoci")
     raise SystemExit(0)
 
 

@@ -422,3 +422,31 @@ def test_lsm_labels_are_refused_not_ignored(rt: Runtime, bundle: Bundle, field: 
     bundle.save()
     line = rt.refuse(bundle)
     assert "process.%s" % field in line and "not applied" in line
+
+
+@pytest.mark.parametrize("words, cword, want", [
+    (["pyoci", "ev"], 1, {"events"}),
+    (["pyoci", "exec", "--pidf"], 2, {"--pidfd-socket"}),
+    (["pyoci", "--log-f"], 1, {"--log-format"}),
+    (["pyoci", "features", "--"], 2, {"--host", "--help"}),
+])
+def test_bash_completion_from_the_click_interface(words: list[str], cword: int, want: set[str],
+                                                 tmp_path: Path) -> None:
+    """`source <(pyoci completion bash)` completes commands and every flag (the same tables as --help)."""
+    script = ('source <(pyoci completion bash); COMP_WORDS=(%s); COMP_CWORD=%d; _pyoci_completion pyoci; '
+              'printf "%%s\\n" "${COMPREPLY[@]}"' % (" ".join(words), cword))
+    wrapper = tmp_path / "pyoci"  # the completion function calls `pyoci` by name
+    wrapper.write_text("#!/bin/sh\nexec %s \"$@\"\n" % " ".join(PYOCI))
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ.get("PATH", "")))
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert want <= set(r.stdout.split()), r.stdout
+
+
+def test_completion_scripts_for_zsh_and_fish_and_a_bad_shell() -> None:
+    for shell, marker in (("zsh", "#compdef pyoci"), ("fish", "function _pyoci_completion")):
+        r = subprocess.run(PYOCI + ["completion", shell], capture_output=True, text=True)
+        assert r.returncode == 0 and marker in r.stdout and "_PYOCI_COMPLETE" in r.stdout, r.stdout
+    r = subprocess.run(PYOCI + ["completion", "tcsh"], capture_output=True, text=True)
+    assert r.returncode == 2 and one_line_error(r) == "pyoci: completion: SHELL must be bash, zsh or fish, not 'tcsh'"
