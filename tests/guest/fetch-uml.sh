@@ -6,8 +6,8 @@
 #
 # Why: UML 6.1 (Debian 12) and 6.12 (Debian 13) restore the guest's FPU state with a fixed 832-byte XSAVE
 # buffer, which a host whose CPU has a larger XSAVE state (AVX-512, AMX) refuses: the guest's PID 1 dies at
-# boot (see tests/guest/xstate.py). UML 7.x sizes that buffer from the host. run.py calls this script only
-# where the host refuses UML 6.1's requests.
+# boot (see tests/guest/xstate.py). UML 7.x sizes that buffer from the host, and runs the guest's tests in a
+# third of 6.1's time: run.py boots it unless $PYOCI_GUEST_UML names another kernel.
 #
 # How: apt-get download of user-mode-linux and libc6 from $PYOCI_GUEST_UML_SUITE (default sid, the Debian
 # suite that has UML 7) through a private sources list, status file and cache (the host's apt state and

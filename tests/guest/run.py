@@ -5,8 +5,8 @@
     python3 tests/guest/run.py [--systemd] --cmd 'SHELL COMMAND'      (anything else, e.g. a look around)
 
 (tests/guest/run-v2 is the same.) It builds the guest root if needed (tests/guest/build-root.sh, cached under
-$PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` (Debian 12's UML 6.1, or where this
-host's CPU refuses that one, the newer UML of tests/guest/fetch-uml.sh) with that root over hostfs, and the
+$PYOCI_GUEST_CACHE, default /var/cache/pyoci-guest), boots ``linux.uml`` (the UML 7 of tests/guest/fetch-uml.sh,
+or $PYOCI_GUEST_UML) with that root over hostfs, and the
 guest's init (tests/guest/init.sh) runs a job this script writes into a fresh run directory on the host: mount
 the checkout, its venv and the venv interpreter's install prefix at their host paths (so the host's venv runs
 unchanged), then ``python -m pytest -q -p no:cacheprovider tests/v2 tests/test_devices_bpf.py tests/test_cgroups.py tests/test_events.py`` (or the PYTEST-ARGS) with
@@ -47,23 +47,20 @@ def fail(msg: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
     sys.exit(GUEST_FAIL)
 
 
-def kernel() -> str | None:
-    """The linux.uml to boot: $PYOCI_GUEST_UML; else None (Debian's, installed by build-root.sh) where this
-    host takes UML 6.1's FPU requests; else the newer UML fetch-uml.sh brings (see xstate.py)."""
+def kernel() -> str:
+    """The linux.uml to boot: $PYOCI_GUEST_UML (e.g. /usr/bin/linux.uml, Debian 12's 6.1, where the host's CPU
+    lets it run: see xstate.py), else the newer UML fetch-uml.sh brings: it runs on every CPU and the guest's
+    tests take a third of 6.1's time."""
     if os.environ.get("PYOCI_GUEST_UML"):
         return os.environ["PYOCI_GUEST_UML"]
-    if xstate.uml_fpu_requests_work():
-        return None
-    print("pyoci-guest: this host's CPU refuses UML 6.1's FPU requests (AVX-512 or AMX): using a newer UML",
-          flush=True)
     r = subprocess.run(["sh", str(HERE / "fetch-uml.sh")], stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
         fail("fetching a newer user-mode Linux failed (tests/guest/fetch-uml.sh exited %d)" % r.returncode)
     return r.stdout.strip().splitlines()[-1]
 
 
-def build_root(systemd: bool, uml: str | None) -> Path:
-    env = dict(os.environ, PYOCI_GUEST_UML=uml) if uml else None
+def build_root(systemd: bool, uml: str) -> Path:
+    env = dict(os.environ, PYOCI_GUEST_UML=uml)
     r = subprocess.run(["sh", str(HERE / "build-root.sh")], stdout=subprocess.PIPE, text=True, env=env)
     if r.returncode != 0:
         fail("building the guest root failed (tests/guest/build-root.sh exited %d)" % r.returncode)
@@ -133,11 +130,8 @@ def main() -> int:
     if os.geteuid() != 0:
         fail("must run as root")
     t0 = time.monotonic()
-    chosen = kernel()
-    root = build_root(ns.systemd, chosen)
-    uml = chosen or shutil.which("linux.uml")
-    if not uml:
-        fail("linux.uml not found (apt-get install user-mode-linux)")
+    uml = kernel()
+    root = build_root(ns.systemd, uml)
     t_build = time.monotonic() - t0
 
     venv = Path(ns.venv).absolute()
@@ -257,7 +251,8 @@ def main() -> int:
         if booted is None:
             keep = True
             fail("the guest did not boot: its init never wrote %s/booted (linux.uml exited %s; run dir kept)%s%s"
-                 % (run, proc.returncode, tail(), "" if not chosen or xstate.uml_fpu_requests_work() else
+                 % (run, proc.returncode, tail(), "" if not os.environ.get("PYOCI_GUEST_UML") or
+                    xstate.uml_fpu_requests_work() else
                     "\n--- cause? ---\nthis host refuses the FPU register requests of UML 6.1 and 6.12 (its CPU's "
                     "XSAVE state is larger: AVX-512 or AMX); if $PYOCI_GUEST_UML is one of those, unset it "
                     "(see tests/guest/xstate.py)"))
