@@ -8,12 +8,13 @@ busybox rootfs of tests/conftest.py, imported (the guest has no network).
 
 * Docker: one ``dockerd --exec-opt native.cgroupdriver=cgroupfs`` for both runtimes, with its own data root,
   exec root, socket, pid file and config file in this module's tmp dir (a tmpfs in the guest), no iptables, no
-  bridge; the runtimes are registered with ``--add-runtime test-runc=... --add-runtime test-pyoci=...`` and
-  picked with ``docker run --runtime``. It is started once, stopped (SIGTERM to the pid this module started)
+  bridge; pyoci is registered by the README's daemon.json snippet (``readme_snippet``), runc with
+  ``--add-runtime test-runc=...``, and each is picked with ``docker run --runtime``. It is started once, stopped (SIGTERM to the pid this module started)
   before the Podman scenarios begin.
 * Podman: no daemon; every command has ``--root/--runroot/--tmpdir/--network-config-dir`` in the tmp dir,
-  ``--cgroup-manager cgroupfs --events-backend file`` and ``--runtime PATH`` (a container remembers its runtime,
-  so every command about it names the same one). Podman's default capabilities lack CAP_MKNOD (Docker's have
+  ``--cgroup-manager cgroupfs --events-backend file`` and ``--runtime`` (a container remembers its runtime,
+  so every command about it names the same one): ``pyoci``, named by the README's containers.conf snippet
+  (CONTAINERS_CONF), or runc's PATH. Podman's default capabilities lack CAP_MKNOD (Docker's have
   it): the device scenario adds it with ``--cap-add MKNOD`` so that it is the same scenario.
 * Each runtime is reached through a two-line wrapper script (``<tmp>/<engine>/bin/{runc,pyoci}``) that appends
   its argv to ``calls-<runtime>.log`` and execs the real one (/usr/sbin/runc, the checkout's pyoci): the tests
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -91,6 +93,20 @@ def cgroup_of(pid: int) -> Path:
     lines = Path("/proc/%d/cgroup" % pid).read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith("0::"), lines
     return CG / lines[0][3:].lstrip("/")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_PYOCI = "/path/to/.venv/bin/pyoci"  # what the README's snippets call pyoci's path
+
+
+def readme_snippet(name: str, pyoci: Path) -> str:
+    """A configuration snippet of the README's engine guide, with pyoci's path put in: the engines here are
+    configured with what the README tells users to write, so the guide cannot go stale."""
+    m = re.search(r"<!-- engine snippet: %s -->\n\s*```\w*\n(.*?)```" % re.escape(name), README.read_text(), re.S)
+    assert m, "README.md has no engine snippet %r" % name
+    text = "\n".join(line.strip() for line in m.group(1).splitlines())  # the snippet is indented in a list
+    assert README_PYOCI in text, "the README's %s snippet does not name %s" % (name, README_PYOCI)
+    return text.replace(README_PYOCI, str(pyoci))
 
 
 # --------------------------------------------------------------------------------------------- engines
@@ -201,18 +217,20 @@ class Docker(Engine):
         return ["docker", "-H", "unix://%s" % self.sock, *map(str, args)]
 
     def run_flags(self, runtime: str) -> list[str]:
-        return ["--runtime", "test-%s" % runtime]
+        return ["--runtime", "pyoci" if runtime == "pyoci" else "test-%s" % runtime]
 
     def start(self) -> None:
         super().start()
         d = self.dir
-        (d / "daemon.json").write_text("{}\n")
+        # pyoci registered as the README says (daemon.json); the oracle on the command line
+        (d / "daemon.json").write_text(readme_snippet("docker daemon.json", self.wrappers["pyoci"]) + "\n")
         argv = ["dockerd", "--config-file", str(d / "daemon.json"), "--data-root", str(d / "data"),
                 "--exec-root", str(d / "exec"), "--pidfile", str(d / "dockerd.pid"), "-H", "unix://%s" % self.sock,
                 "--iptables=false", "--bridge=none", "--storage-driver", "overlay2",
                 "--exec-opt", "native.cgroupdriver=%s" % DRIVER]
         for rt, w in self.wrappers.items():
-            argv += ["--add-runtime", "test-%s=%s" % (rt, w)]
+            if rt != "pyoci":
+                argv += ["--add-runtime", "test-%s=%s" % (rt, w)]
         with open(d / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          env=self.env)
@@ -250,12 +268,19 @@ class Docker(Engine):
 class Podman(Engine):
     name = "podman"
 
+    def __init__(self, dir: Path) -> None:
+        super().__init__(dir)
+        # pyoci named as the README says (containers.conf); the oracle by its path
+        conf = dir / "containers.conf"
+        conf.write_text(readme_snippet("podman containers.conf", self.wrappers["pyoci"]) + "\n")
+        self.env["CONTAINERS_CONF"] = str(conf)
+
     def argv(self, runtime: str, *args: Any) -> list[str]:
         d = self.dir
         return ["podman", "--root", str(d / "root"), "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"),
                 "--network-config-dir", str(d / "net"), "--storage-driver", "overlay",
                 "--cgroup-manager", DRIVER, "--events-backend", "file",
-                "--runtime", str(self.wrappers[runtime]), *map(str, args)]
+                "--runtime", "pyoci" if runtime == "pyoci" else str(self.wrappers[runtime]), *map(str, args)]
 
 
 class Engines:
