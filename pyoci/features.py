@@ -19,11 +19,9 @@ OCI_VERSION_MIN = "1.0.0"
 
 def mount_options() -> list[str]:
     """Every option word the mount code takes (filesystem data such as mode= or size= aside)."""
-    from pyoci import rootfs
+    from pyoci.rootfs import option_words
 
-    rootfs._tables()
-    return sorted({*rootfs._FLAGS, *rootfs._PROPAGATION, *rootfs._recursive_table(), *rootfs._RECURSIVE_ATIME,
-                   "tmpcopyup", "idmap", "ridmap"})
+    return sorted(option_words())
 
 
 def document(host: bool = False) -> dict[str, Any]:
@@ -46,9 +44,10 @@ def document(host: bool = False) -> dict[str, Any]:
         archs = [a for a in archs if seccomp.arch_usable(a)]
         from pyoci.cgroups import hierarchies
 
-        versions = {h.version for h in hierarchies()}
+        mounted = hierarchies()
+        versions = {h.version for h in mounted}
         cgroup = {"v1": 1 in versions, "v2": 2 in versions, "systemd": os.path.isdir("/run/systemd/system"),
-                  "systemdUser": False, "rdma": any("rdma" in h.controllers for h in hierarchies())
+                  "systemdUser": False, "rdma": any("rdma" in h.controllers for h in mounted)
                   or "rdma" in _v2_controllers()}
         idmap = _kernel_at_least(5, 12)  # mount_setattr(MOUNT_ATTR_IDMAP)
     return {

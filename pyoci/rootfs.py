@@ -72,6 +72,12 @@ _RECURSIVE_ATIME = {"rrelatime": "RELATIME", "ratime": "RELATIME", "rnostrictati
                     "rnoatime": "NOATIME", "rstrictatime": "STRICTATIME", "rnorelatime": "STRICTATIME"}
 
 
+def option_words() -> set[str]:
+    """Every option word parse_options takes as such (filesystem data such as mode= or size= aside)."""
+    _tables()
+    return {*_FLAGS, *_PROPAGATION, *_recursive_table(), *_RECURSIVE_ATIME, "tmpcopyup", "idmap", "ridmap"}
+
+
 class Options:
     """One mount's options, split as the kernel takes them."""
 
