@@ -10,11 +10,10 @@ Runtime and children talk over a SOCK_SEQPACKET pair with one JSON message per p
 from __future__ import annotations
 
 import os
-import sys
 import _signal as signal  # the C module: signal.py's enums cost ~1 ms per container
 import _socket as socket  # the C module: socket.py's enums and selectors cost ~2 ms per container
 
-from pyoci import jsonio
+from pyoci import fdpass, jsonio
 from pyoci.errors import ContainerError, PyociError
 from pyoci.record import Record
 
@@ -51,8 +50,7 @@ def send_listener(target: socket.socket | int, notify_fd: int) -> None:
     sock = target if not isinstance(target, int) else socket.socket(
         socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, os.dup(target))
     try:
-        sock.sendmsg([b'{"type": "seccomp"}'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                 notify_fd.to_bytes(4, sys.byteorder))])
+        fdpass.send_fd(sock, notify_fd, b'{"type": "seccomp"}')
     finally:
         os.close(notify_fd)
         if sock is not target:
@@ -67,16 +65,15 @@ def recv(sock: socket.socket, expect: str | None = None, timeout: float | None =
     """The next message; the runtime's waits end after timeout (None: the config allows no bound)."""
     sock.settimeout(timeout)
     try:
-        raw, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
+        raw, fd = fdpass.recv_with_fd(sock, 1 << 20, socket.MSG_CMSG_CLOEXEC)
     except TimeoutError:
         raise ContainerError("the container's set-up gave no answer %s within %d s" % (
             "(%s)" % expect if expect else "", timeout or 0)) from None
     if not raw:
         raise ContainerError("the other side of the set-up channel went away")
     msg: dict[str, Any] = jsonio.loads(raw)
-    for level, kind, data in anc:  # send_listener's fd
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            msg["fd"] = int.from_bytes(data[:4], sys.byteorder)
+    if fd is not None:  # send_listener's
+        msg["fd"] = fd
     if msg["type"] == "error":
         raise error_from(msg)
     if expect and msg["type"] != expect:

@@ -7,7 +7,7 @@ import _socket as socket  # the C module: socket.py's enums and selectors cost ~
 import struct
 import termios
 
-from pyoci import syscalls
+from pyoci import fdpass, syscalls
 from pyoci.errors import ContainerError
 from pyoci.syscalls import C
 
@@ -82,15 +82,14 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 
 
 def send_fd(sock: socket.socket, fd: int, name: str = "/dev/ptmx") -> None:
-    sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
+    fdpass.send_fd(sock, fd, name.encode())
 
 
 def recv_fd(sock: socket.socket) -> int:
-    msg, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(4))
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            return struct.unpack("i", data[:4])[0]
-    raise ContainerError("console socket: no file descriptor received")
+    _msg, fd = fdpass.recv_with_fd(sock, 4096)
+    if fd is None:
+        raise ContainerError("console socket: no file descriptor received")
+    return fd
 
 
 def make_controlling(slave: int, session: bool = True) -> None:

@@ -5,10 +5,10 @@ a wrong path fails the command with nothing left behind."""
 from __future__ import annotations
 
 import os
-import sys
 import _socket as socket  # the C module: socket.py's enums cost ~2 ms
 
 from pyoci.errors import ContainerError
+from pyoci.fdpass import send_fd
 
 
 def connect(path: str) -> socket.socket:
@@ -30,7 +30,7 @@ def send(sock: socket.socket, pid: int) -> None:
         sock.close()
         raise ContainerError("--pidfd-socket: pidfd_open(%d): %s" % (pid, e.strerror)) from None
     try:
-        sock.sendmsg([b"pidfd"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        send_fd(sock, fd, b"pidfd")
     except OSError as e:
         raise ContainerError("--pidfd-socket: cannot send the pidfd: %s" % (e.strerror or e)) from None
     finally:

@@ -128,9 +128,9 @@ def send_to_agent(seccomp: dict, fd: int, pid: int, state: dict) -> None:
     one message with the fd (SCM_RIGHTS), closed (config-linux.md#the-container-process-state). The fd is
     closed here, sent or not."""
     import _socket as socket
-    import struct
 
     from pyoci import jsonio
+    from pyoci.fdpass import send_fd
     from pyoci.state import OCI_VERSION
 
     path = seccomp["listenerPath"]
@@ -142,7 +142,7 @@ def send_to_agent(seccomp: dict, fd: int, pid: int, state: dict) -> None:
         s.settimeout(10)
         s.connect(path)
         data = jsonio.dumps(doc).encode()
-        sent = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
+        sent = send_fd(s, fd, data)
         if sent < len(data):
             s.sendall(data[sent:])
     except OSError as e:
