@@ -10,7 +10,6 @@ test sees it was called, with --systemd-cgroup.
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import uuid
@@ -20,7 +19,7 @@ from typing import Iterator
 import pytest
 
 from conftest import cgroup_dirs_named, mounts_mentioning, wait_for
-from v2.test_engines import RUNTIMES, run_cmd, systemctl_show
+from v2.test_engines import RUNTIMES, logging_wrapper, run_cmd, systemctl_show
 
 CG = Path("/sys/fs/cgroup")
 MiB = 1024 * 1024
@@ -77,10 +76,7 @@ def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
 @pytest.mark.parametrize("runtime", ["runc", "pyoci"])
 def test_ctr_systemd_cgroup(ctr: Ctr, rootfs: Path, runtime: str) -> None:
     log = ctr.d / ("calls-%s.log" % runtime)
-    wrapper = ctr.d / runtime
-    wrapper.write_text("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %s\nexec %s \"$@\"\n" % (
-        shlex.quote(str(log)), " ".join(shlex.quote(a) for a in RUNTIMES[runtime])))
-    wrapper.chmod(0o755)
+    wrapper = logging_wrapper(ctr.d / runtime, RUNTIMES[runtime], log)
     cid = "ctr%s%s" % (runtime, uuid.uuid4().hex[:8])
     unit = "ctr-%s.scope" % cid
     ctr.ok("run", "-d", "--null-io", "--runc-binary", wrapper, "--runc-systemd-cgroup", "--cgroup",

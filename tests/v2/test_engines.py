@@ -109,6 +109,51 @@ def readme_snippet(name: str, pyoci: Path) -> str:
     return text.replace(README_PYOCI, str(pyoci))
 
 
+def logging_wrapper(path: Path, real: list[str], log: Path) -> Path:
+    """A two-line script at path that appends its argv to log, then execs the real runtime: an engine given it
+    in place of the runtime's path works as before, and the test sees that the runtime under test was called,
+    and how."""
+    path.write_text("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %s\nexec %s \"$@\"\n" % (
+        shlex.quote(str(log)), " ".join(shlex.quote(a) for a in real)))
+    path.chmod(0o755)
+    return path
+
+
+def leftovers(name: str, needle: str, cgroups_before: set[str], run_before: set[str]) -> list[str]:
+    """What an engine left once stopped, each a problem, cleaned up by this process: processes and mounts that
+    mention needle (its state directory), cgroups made since cgroups_before (removed when empty, as the parents
+    the engines keep by design), state directories made in /run since run_before (removed when empty)."""
+    problems: list[str] = []
+    for pid, cmdline in processes_mentioning(needle):
+        problems.append("%s: process left: %d %s" % (name, pid, cmdline))
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for m in reversed(mounts_mentioning(needle)):
+        problems.append("%s: mount left: %s" % (name, m))
+        subprocess.run(["umount", "-l", m.split()[4]], capture_output=True)
+    for d in sorted(cgroup_dirs() - cgroups_before, key=len, reverse=True):
+        if SYSTEMD and d.endswith(".slice"):
+            continue  # a slice systemd made for the engine's units (machine.slice): systemd's to keep
+        try:
+            os.rmdir(d)
+        except OSError as e:
+            problems.append("%s: cgroup left: %s (%s; procs %s)" % (
+                name, d, e.strerror, Path(d, "cgroup.procs").read_text().split()))
+    for entry in sorted(set(os.listdir("/run")) - run_before):
+        top = Path("/run", entry)
+        if top.is_dir() and not top.is_symlink():
+            for d, _subdirs, _files in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        if top.exists():
+            problems.append("%s: left in /run: %s" % (name, sorted(str(p) for p in top.rglob("*"))))
+    return problems
+
+
 # --------------------------------------------------------------------------------------------- engines
 class Engine:
     """One engine, its state in ``dir``; ``cli(runtime, ...)`` runs its command line."""
@@ -123,11 +168,7 @@ class Engine:
         bindir = dir / "bin"
         bindir.mkdir(exist_ok=True)
         for rt, real in RUNTIMES.items():
-            w = bindir / rt
-            w.write_text("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %s\nexec %s \"$@\"\n" % (
-                shlex.quote(str(self.calls_log(rt))), " ".join(shlex.quote(a) for a in real)))
-            w.chmod(0o755)
-            self.wrappers[rt] = w
+            self.wrappers[rt] = logging_wrapper(bindir / rt, real, self.calls_log(rt))
         self.cgroups_before: set[str] = set()
         self.run_before: set[str] = set()
 
@@ -171,36 +212,8 @@ class Engine:
         if r.stdout.strip():
             problems.append("%s: images left: %s" % (self.name, r.stdout.split()))
         problems += self.stop_daemon()
-        needle = str(self.dir)
-        for pid, cmdline in processes_mentioning(needle):
-            problems.append("%s: process left: %d %s" % (self.name, pid, cmdline))
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for m in reversed(mounts_mentioning(needle)):
-            problems.append("%s: mount left: %s" % (self.name, m))
-            subprocess.run(["umount", "-l", m.split()[4]], capture_output=True)
-        # Cgroups the engine made: the parents it keeps by design go when empty; one that will not is a leak.
-        for d in sorted(cgroup_dirs() - self.cgroups_before, key=len, reverse=True):
-            if SYSTEMD and d.endswith(".slice"):
-                continue  # a slice systemd made for the engine's units (machine.slice): systemd's to keep
-            try:
-                os.rmdir(d)
-            except OSError as e:
-                problems.append("%s: cgroup left: %s (%s; procs %s)" % (
-                    self.name, d, e.strerror, Path(d, "cgroup.procs").read_text().split()))
-        # State directories the engine or the runtimes made in /run (/run/containerd, /run/runc, ...): empty.
-        for name in sorted(set(os.listdir("/run")) - self.run_before):
-            top = Path("/run", name)
-            if top.is_dir() and not top.is_symlink():
-                for d, _subdirs, _files in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        pass
-            if top.exists():
-                problems.append("%s: left in /run: %s" % (self.name, sorted(str(p) for p in top.rglob("*"))))
+        # the parents the engines keep by design (/docker, /libpod_parent...) go when empty; in /run likewise
+        problems += leftovers(self.name, str(self.dir), self.cgroups_before, self.run_before)
         return problems
 
 
