@@ -25,8 +25,17 @@ libbz2-1.0 liblzma5 libreadline8 libncursesw6 libuuid1 zlib1g libexpat1 libtirpc
 # The peers tests/v2/test_engines.py drives (runc is the oracle), installed after debootstrap with
 # `apt-get install --no-install-recommends` in the chroot (apt resolves podman's virtual and alternative
 # dependencies, which debootstrap's resolver does not), with services kept from starting by a policy-rc.d.
-engines="runc containerd docker.io podman conmon golang-github-containers-common iptables tini"
-format=5   # bump when the steps below change in a way the key does not see
+engines="runc containerd docker.io podman conmon golang-github-containers-common iptables tini
+python3-grpcio python3-protobuf protobuf-compiler"
+# A CRI client for tests/v2/test_containerd.py (no Debian suite packages crictl): the guest's python3 with
+# Debian's grpcio and protobuf (above) and the CRI's api.proto, which bookworm lacks: $cri_package of $cri_suite,
+# fetched with apt-get download through a private sources list and status (as fetch-uml.sh does: nothing is
+# installed on the host), its api.proto compiled in the chroot by bookworm's protoc into $cri_dir/api_pb2.py.
+cri_suite=${PYOCI_GUEST_CRI_SUITE:-trixie}
+cri_package=golang-github-kubernetes-cri-api-dev
+cri_proto=usr/share/gocode/src/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto
+cri_dir=usr/share/pyoci-guest/cri-api
+format=6   # bump when the steps below change in a way the key does not see
 
 force=0
 [ "${1:-}" = "--force" ] && force=1
@@ -54,7 +63,8 @@ moddir=$(dirname "$uml")/../lib/uml/modules/$kver   # /usr/bin/linux.uml: /usr/l
 
 key=$(printf '%s\n' "format=$format" "suite=$suite" "mirror=$mirror" \
       "packages=$(echo $packages | tr ' ' '\n' | sort | tr '\n' ' ')" \
-      "engines=$(echo $engines | tr ' ' '\n' | sort | tr '\n' ' ')" | sha256sum | cut -c1-16)
+      "engines=$(echo $engines | tr ' ' '\n' | sort | tr '\n' ' ')" "cri=$cri_suite $cri_package" \
+      | sha256sum | cut -c1-16)
 
 root=$cache/root
 stamp=$root/.pyoci-guest-stamp
@@ -114,6 +124,31 @@ install_guest() {
       done; } > "$1/etc/fstab.tmp.$$" && mv -f "$1/etc/fstab.tmp.$$" "$1/etc/fstab"
 }
 
+fetch_cri_api() {  # fetch_cri_api ROOT: the CRI's api.proto into ROOT/$cri_dir, compiled there to api_pb2.py
+    a=$(mktemp -d "$cache/cri-apt.XXXXXX")
+    mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/debs" "$a/tree" "$1/$cri_dir"
+    echo "deb $mirror $cri_suite main" > "$a/sources.list"
+    : > "$a/status"
+    o="-q -o Dir::Etc::SourceList=$a/sources.list -o Dir::Etc::SourceParts=/nonexistent
+       -o Dir::Etc::Preferences=/nonexistent -o Dir::Etc::PreferencesParts=/nonexistent -o Dir::State::Lists=$a/lists
+       -o Dir::State::status=$a/status -o Dir::Cache=$a/cache -o APT::Sandbox::User=root"
+    if ! { apt-get $o update && (cd "$a/debs" && apt-get $o download $cri_package); } >"$cache/cri-api.log" 2>&1; then
+        tail -n 20 "$cache/cri-api.log" >&2
+        rm -rf "$a"
+        die "fetching $cri_package from $cri_suite failed (log: $cache/cri-api.log)"
+    fi
+    dpkg-deb -x "$a"/debs/*.deb "$a/tree"
+    # Without gogoproto's file options (its import and the option lines): they steer Go's code generator only,
+    # and change nothing on the wire.
+    sed -E '/^import "github.com\/gogo\/|^option \(gogoproto\./d' "$a/tree/$cri_proto" > "$1/$cri_dir/api.proto"
+    dpkg-deb --show --showformat='${Package} ${Version} '"$cri_suite"'\n' "$a"/debs/*.deb > "$1/$cri_dir/SOURCE"
+    rm -rf "$a"
+    chroot "$1" protoc -I "/$cri_dir" --python_out="/$cri_dir" "/$cri_dir/api.proto" \
+        || die "protoc could not compile the CRI's api.proto"
+    chroot "$1" python3 -c "import sys; sys.path.insert(0, '/$cri_dir'); import api_pb2, grpc" \
+        || die "the CRI client's modules do not import in the root"
+}
+
 exec 9>"$cache/.lock"
 flock 9
 
@@ -141,6 +176,7 @@ if ! { chroot "$tmp" apt-get update -q && DEBIAN_FRONTEND=noninteractive chroot 
     tail -n 30 "$cache/engines.log" >&2
     die "installing the engines failed (log: $cache/engines.log)"
 fi
+fetch_cri_api "$tmp"
 chroot "$tmp" apt-get clean >/dev/null 2>&1 || true
 rm -f "$tmp/usr/sbin/policy-rc.d"
 for p in $packages $engines; do
