@@ -32,9 +32,11 @@ $(PY):
 
 # the strict editable install: a link tree in build/ (a plain directory on sys.path, no import hook at start-up)
 # whose files are the checkout's; a new module needs `make install` again. Its one-time notice is filtered out.
+# pip's bin/pyoci is then replaced by the isolated launcher (-I -S, pyoci's own paths: pyoci/launcher.py).
 install: deps $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q --config-settings editable_mode=strict -e '.[test]'
+	$(PY) -I -m pyoci.launcher $(VENV)/bin/pyoci
 	$(PY) -m compileall -q pyoci build/__editable__.pyoci-*/pyoci
 
 rootfs: deps

@@ -499,7 +499,7 @@ class _Builder:
     def build(self, console_path: str | None, console: socket.socket | None, preserve_fds: int, no_pivot: bool,
               no_new_keyring: bool, systemd: bool, lock: int, subreaper: bool = False,
               preserved: Sequence[int] | None = None) -> None:
-        from pyoci.cgroups import Cgroup
+        from pyoci.cgroups import Cgroup, start_migration_wait
 
         spec, st = self.spec, self.st
         self.cgroup = cg = Cgroup.for_container(spec.linux.cgroups_path, st.id, systemd, spec.annotations)
@@ -507,21 +507,22 @@ class _Builder:
         st.cgroup_paths = cg.record()
         self.store.save(st)  # before the first mkdir or unit: a runtime killed from now on leaves what delete finds
         unit = cg.unit is not None
+        warm = None
         if unit:  # systemd makes the cgroup once the init exists: checked now, written then
             planned = cg.plan(spec.linux.resources)
         else:
             cg.create()
+            warm = start_migration_wait()  # now: the wait holds cgroup_mutex, which mkdir needs too
+            if warm is not None:
+                self.children.append(warm)
             if cg.frozen():  # the init would freeze in it and create would never end
                 raise ContainerError("linux.cgroupsPath %r: the cgroup %s is frozen" % (
                     spec.linux.cgroups_path, next(iter(cg.paths.values()), "")))
             cg.apply(spec.linux.resources)
         # one cgroup v2 directory: stage 1 forks the init straight into it (clone3); else a migration, which
-        # a throwaway child makes cheap by paying the kernel's first-migration wait now
+        # the child started above makes cheap
         into = not unit and list(cg.paths) == [""]
         cgroup_fd: int | None = None
-        warm = None if into or unit else _warm_cgroup_attach(cg)
-        if warm is not None:
-            self.children.append(warm)
         import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
 
         from pyoci import bootstrap, console as consolemod, hooks, namespaces
@@ -579,9 +580,8 @@ class _Builder:
                     self.children.append(init_pid)
                     st.pid, st.pid_start = init_pid, proc_start_time(init_pid) or 0
                     self.store.save(st)  # before anything can be waiting for start: delete --force finds it
-                    # placed while the init mounts its rootfs (the first cgroup write waits ~10 ms for an RCU
-                    # grace period); the init unshares its cgroup namespace and runs no container code before
-                    # it reads "hooks-done"
+                    # placed while the init mounts its rootfs; the init unshares its cgroup namespace and runs
+                    # no container code before it reads "hooks-done"
                     placed = bool(msg.get("placed"))
                     if unit:  # the init waits for its cgroup before it mounts anything (cgroup mounts need it)
                         cg.start(init_pid, planned, self._save_cgroup)
@@ -667,25 +667,6 @@ class _DirFd:
 
     def __exit__(self, *_exc: object) -> None:
         os.close(self.fd)
-
-
-def _warm_cgroup_attach(cgroup: Any) -> int:
-    """Fork a child that joins the new cgroup and exits at once; returns its pid (reap it).
-
-    The first cgroup migration after a quiet spell waits for an RCU grace period (~10 ms here: the
-    kernel's cgroup_threadgroup_rwsem); later ones within the next grace period are cheap. Paying it now,
-    in a throwaway child, overlaps the wait with the imports and set-up the runtime still has to do, so
-    placing the init later is fast. The child is gone before the container runs anything."""
-    path = next(iter(cgroup.paths.values()), None)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if path is not None:
-                fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY)
-                os.write(fd, b"0")  # 0: the writer itself
-        finally:
-            os._exit(0)
-    return pid
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:

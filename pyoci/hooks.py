@@ -6,8 +6,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyoci.spec import Hook  # start and delete run the state's hooks without importing spec
+
 from pyoci.errors import HookError
-from pyoci.spec import Hook
 
 # a failing hook of these kinds is an error that ends the container (runtime-spec 1.3.0 runtime.md#lifecycle
 # steps 3-9: "stop the container, and continue the lifecycle at step 12"); poststop's only warn (step 13)

@@ -5,6 +5,6 @@
 - v1, v2: the version-specific translations (runc's and crun's), v2's controller enabling
 - devices: the device rules, for the v1 controller or as an eBPF program on v2
 """
-from pyoci.cgroups.core import Cgroup, Hierarchy, hierarchies, process_cgroups
+from pyoci.cgroups.core import Cgroup, Hierarchy, hierarchies, process_cgroups, start_migration_wait
 
-__all__ = ["Cgroup", "Hierarchy", "hierarchies", "process_cgroups"]
+__all__ = ["Cgroup", "Hierarchy", "hierarchies", "process_cgroups", "start_migration_wait"]

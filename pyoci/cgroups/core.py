@@ -69,6 +69,31 @@ def process_cgroups(pid: int | str = "self") -> dict[str, str]:
     return out
 
 
+def start_migration_wait() -> int | None:
+    """On a host with cgroup v1 hierarchies, fork a child that moves itself into the cgroup it is already in
+    and exits; returns its pid (reap it), None on a pure cgroup v2 host (clone3 places the init there).
+
+    Why: every cgroup migration takes the kernel's global cgroup_threadgroup_rwsem for writing, and the first
+    one after a quiet spell waits for an RCU grace period while the lock changes mode (8-25 ms on the
+    development VM); for about one grace period afterwards more migrations are cheap. The no-op move starts
+    that wait in a child, so it overlaps the runtime's own work and the init's placement later finds the lock
+    ready. The wait holds cgroup_mutex, which mkdir needs: call this once the cgroup exists. The child touches
+    nothing but its own membership, and is never in the container's cgroup (whose pids.max it would count
+    against)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return None
+    pid = os.fork()
+    if pid == 0:
+        try:
+            own = process_cgroups()
+            h = next(h for h in hierarchies() if h.version == 1 and h.name in own)
+            fd = os.open(os.path.join(h.mountpoint, own[h.name].lstrip("/"), "cgroup.procs"), os.O_WRONLY)
+            os.write(fd, b"0")  # 0: the writer itself
+        finally:
+            os._exit(0)
+    return pid
+
+
 class Cgroup:
     """The container's cgroup, the same relative path on every hierarchy."""
 
