@@ -176,7 +176,8 @@ def main() -> int:
             rt.call(["run", "w" + uuid.uuid4().hex[:12]], true_bundle)
         for rt in runtimes:
             sequential(rt, figures[rt.name], true_bundle, sleep_bundle, opts.n)
-            peak_rss(rt, figures[rt.name], true_bundle, sleep_bundle)
+            if os.path.exists("/usr/bin/time"):
+                peak_rss(rt, figures[rt.name], true_bundle, sleep_bundle)
         if opts.many:
             for rt in runtimes:
                 failures[rt.name] = many(rt, figures[rt.name], sleep_bundle, opts.many, opts.jobs)
@@ -187,6 +188,9 @@ def main() -> int:
         print("%-34s %10.1f %10.1f %7.2fx" % (key, a * 1000, b * 1000, b / a))
     if opts.many:
         print("%-34s %10d %10d" % ("many: failures", failures["runc"], failures["pyoci"]))
+    if not r.rss:
+        print("peak RSS: not measured (no GNU time at /usr/bin/time)")
+        return 0
     print("%-34s %10s %10s %8s" % ("peak RSS (largest)", "runc MiB", "pyoci MiB", "ratio"))
     for cmd in r.rss:
         print("%-34s %10.1f %10.1f %7.2fx" % (cmd, r.rss[cmd] / 1024, p.rss[cmd] / 1024, p.rss[cmd] / r.rss[cmd]))

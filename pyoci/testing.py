@@ -71,23 +71,47 @@ def _rootfs(image: Path, bundle: Path) -> Path:
         return image.resolve()
     import tarfile
 
-    if not hasattr(tarfile, "data_filter"):
-        raise RuntimeError("pyoci.testing: unpacking an image tarball safely needs Python 3.11.4 or later")
-
     dest = bundle / "rootfs"
     dest.mkdir()
-
-    def keep(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
-        if member.isdev() or member.isfifo():
-            return None  # the runtime makes /dev; an image's device nodes are not to be trusted
-        try:
-            return tarfile.data_filter(member, path)  # nothing outside dest, no setuid bits, no absolute links
-        except tarfile.FilterError:
-            return None
-
     with tarfile.open(image) as tar:
-        tar.extractall(dest, filter=keep)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter=_keep)
+        else:  # Python 3.11.2 (Debian 12's) has no extraction filters: the same rules, member by member
+            for member in tar:
+                if _keep_311_2(member, str(dest.resolve())):
+                    tar.extract(member, dest)
     return dest
+
+
+def _keep(member: Any, path: str) -> Any:
+    import tarfile
+
+    if member.isdev() or member.isfifo():
+        return None  # the runtime makes /dev; an image's device nodes are not to be trusted
+    try:
+        return tarfile.data_filter(member, path)  # nothing outside dest, no setuid bits, no absolute links
+    except tarfile.FilterError:
+        return None
+
+
+def _keep_311_2(member: Any, dest: str) -> bool:
+    """tarfile.data_filter's rules where tarfile lacks it, applied to member in place: no device or fifo, no
+    absolute name or link, nothing that lands or points outside dest (through links already extracted too),
+    no setuid/setgid/sticky or group/other write bits, owned by us. Checked just before each extraction."""
+    if member.isdev() or member.isfifo() or os.path.isabs(member.name):
+        return False
+    target = os.path.realpath(os.path.join(dest, member.name))
+    if os.path.commonpath([target, dest]) != dest:
+        return False
+    if member.islnk() or member.issym():
+        if os.path.isabs(member.linkname):
+            return False
+        base = os.path.dirname(target) if member.issym() else dest
+        if os.path.commonpath([os.path.realpath(os.path.join(base, member.linkname)), dest]) != dest:
+            return False
+    member.mode &= 0o755
+    member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    return True
 
 
 def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
