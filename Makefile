@@ -7,14 +7,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ROOTFS := bundles/busybox/rootfs
 APT    := libcap-dev libseccomp-dev busybox-static runc iproute2 python3.11-venv python3.11-dev
+ENGINES := docker.io containerd podman
 
-.PHONY: run test test-v2 deps install rootfs bench conformance
+.PHONY: run test test-v2 deps engines install rootfs bench conformance
 run: install rootfs
 	cd bundles/busybox && ../../$(VENV)/bin/pyoci run demo-$$$$
 
 # the host's suite, then tests/v2 inside a pure cgroup v2 guest (user-mode Linux; see tests/guest/README.md),
 # which fails loudly when the guest cannot be built or booted
-test: install rootfs
+test: install rootfs engines
 	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; rc=1; fi; \
 	tests/guest/run-v2; v2=$$?; \
@@ -24,6 +25,12 @@ test: install rootfs
 test-v2: install rootfs
 	tests/guest/run-v2
 	tests/guest/run-v2 --systemd
+
+# Debian's engines for the host's engine tests (tests/test_engines_hybrid.py), which start daemons of their own
+engines:
+	@missing=""; for p in $(ENGINES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends $$missing; fi
 
 deps:
 	@missing=""; for p in $(APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

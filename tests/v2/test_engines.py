@@ -138,9 +138,14 @@ def leftovers(name: str, needle: str, cgroups_before: set[str], run_before: set[
             continue  # a slice systemd made for the engine's units (machine.slice): systemd's to keep
         try:
             os.rmdir(d)
+        except FileNotFoundError:
+            continue  # the engine removed it meanwhile
         except OSError as e:
-            problems.append("%s: cgroup left: %s (%s; procs %s)" % (
-                name, d, e.strerror, Path(d, "cgroup.procs").read_text().split()))
+            try:
+                procs = Path(d, "cgroup.procs").read_text().split()
+            except OSError:
+                procs = ["?"]
+            problems.append("%s: cgroup left: %s (%s; procs %s)" % (name, d, e.strerror, procs))
     for entry in sorted(set(os.listdir("/run")) - run_before):
         top = Path("/run", entry)
         if top.is_dir() and not top.is_symlink():
