@@ -30,6 +30,7 @@ int pyoci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, 
                         uint64_t deadline, uint64_t period);
 int pyoci_ioprio_set(int which, int who, int ioprio);
 long pyoci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+long pyoci_seccomp_set_filter(unsigned int flags, const unsigned char *insns, unsigned int len);
 
 #define CLONE_NEWNS ...
 #define CLONE_NEWUTS ...
@@ -131,6 +132,8 @@ SOURCE = """
 #include <linux/capability.h>
 #include <linux/keyctl.h>
 #include <linux/bpf.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
@@ -213,6 +216,15 @@ static int pyoci_ioprio_set(int which, int who, int ioprio)
 
 static long pyoci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
 { return syscall(SYS_set_mempolicy, mode, nodemask, maxnode); }
+
+/* seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): insns is len bytes of struct sock_filter; a listener fd with
+   SECCOMP_FILTER_FLAG_NEW_LISTENER. insns NULL probes whether the kernel knows the flags (EFAULT: it does). */
+static long pyoci_seccomp_set_filter(unsigned int flags, const unsigned char *insns, unsigned int len)
+{
+    struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)),
+                               .filter = (struct sock_filter *)insns };
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, insns ? &prog : NULL);
+}
 
 static int pyoci_open_tree(int dfd, const char *path, unsigned int flags)
 { return syscall(SYS_open_tree, dfd, path, flags); }

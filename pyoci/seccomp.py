@@ -26,9 +26,12 @@ Behaviour follows runc (libcontainer/seccomp, specconv.SetupSeccomp) where the s
   runtime and closes (the container must never hold it); the runtime sends it to the agent at
   ``listenerPath`` (``send_to_agent``). NOTIFY rules need a listenerPath; a listenerPath without NOTIFY rules
   is ignored, as runc does.
+* SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (a notified syscall, once the agent has it, waits for the answer
+  through every signal but a fatal one): libseccomp 2.5 has no attribute for it, so that filter is exported
+  as BPF and loaded by pyoci with seccomp(2) and the flags libseccomp would have given it. Without NOTIFY rules
+  it means nothing and is left out, as libseccomp 2.6 (runc's) does.
 
-Not implemented: runc's BPF patch that turns syscalls newer than the profile into ENOSYS;
-SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (libseccomp 2.6's attribute; Debian 12 has 2.5).
+Not implemented: runc's BPF patch that turns syscalls newer than the profile into ENOSYS.
 
 pyoci._seccomp (the compiled libseccomp binding) is imported here, not lazily: the init imports this
 module while the host's files are still reachable.
@@ -44,7 +47,7 @@ from pyoci.errors import ConfigError, ContainerError, NotSupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 _S = "linux.seccomp"
 _UINT64_MAX = (1 << 64) - 1
@@ -84,19 +87,22 @@ _ARCHES: dict[str, int] = {"SCMP_ARCH_" + n: getattr(lib, "SCMP_ARCH_" + n) for 
 
 _TSYNC = "SECCOMP_FILTER_FLAG_TSYNC"
 _SPEC_ALLOW = "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+_WAIT_KILLABLE = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
 _FLAGS: dict[str, int] = {
     _TSYNC: lib.SCMP_FLTATR_CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": lib.SCMP_FLTATR_CTL_LOG,
     _SPEC_ALLOW: lib.SCMP_FLTATR_CTL_SSB,
 }
-#: Kernel filter flags that only make sense with a user-notification listener.
-_LISTENER_FLAGS = ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_NEW_LISTENER",
-                   "SECCOMP_FILTER_FLAG_TSYNC_ESRCH")
+#: The kernel's filter flags (linux/seccomp.h), for the filter pyoci loads itself (_load_bpf).
+_KERNEL_FLAGS = {_TSYNC: 1, "SECCOMP_FILTER_FLAG_LOG": 2, _SPEC_ALLOW: 4, "SECCOMP_FILTER_FLAG_NEW_LISTENER": 8,
+                 "SECCOMP_FILTER_FLAG_TSYNC_ESRCH": 16, _WAIT_KILLABLE: 32}
+#: Kernel filter flags the listener brings: pyoci's to set, not the config's.
+_LISTENER_FLAGS = ("SECCOMP_FILTER_FLAG_NEW_LISTENER", "SECCOMP_FILTER_FLAG_TSYNC_ESRCH")
 
 
 def check(seccomp: dict) -> None:
     """Translate and build the filter without loading it: every config error surfaces before fork."""
-    ctx = _build(seccomp, verbose=True)
+    ctx, _own = _build(seccomp, verbose=True)
     if ctx is not None:
         lib.seccomp_release(ctx)
 
@@ -107,20 +113,44 @@ def load_filter(seccomp: dict) -> int | None:
 
     Logs nothing: in the init, stderr may be the container's and --log is out of reach; check() has
     already said what was skipped."""
-    ctx = _build(seccomp, verbose=False)
+    ctx, own = _build(seccomp, verbose=False)
     if ctx is None:
         return None
     try:
+        if own:
+            return _load_bpf(ctx, own)
         rc = lib.seccomp_load(ctx)
         fd = lib.seccomp_notify_fd(ctx) if rc == 0 and seccomp.get("listenerPath") else -1
     finally:
         lib.seccomp_release(ctx)
     if rc < 0:
-        hint = ""
-        if -rc in (errno.EPERM, errno.EACCES):
-            hint = " (without process.noNewPrivileges, loading a filter needs CAP_SYS_ADMIN)"
-        raise ContainerError("%s: loading the filter: %s%s" % (_S, os.strerror(-rc), hint))
+        _load_failed(-rc)
     return fd if fd >= 0 else None
+
+
+def _load_failed(err: int) -> NoReturn:
+    hint = " (without process.noNewPrivileges, loading a filter needs CAP_SYS_ADMIN)" if err in (
+        errno.EPERM, errno.EACCES) else ""
+    raise ContainerError("%s: loading the filter: %s%s" % (_S, os.strerror(err), hint))
+
+
+def _load_bpf(ctx: Any, flags: int) -> int:
+    """The filter libseccomp built, exported as BPF and loaded with seccomp(2) with the kernel's flags (for the
+    one libseccomp 2.5 cannot set); returns the listener fd (flags always have NEW_LISTENER)."""
+    from pyoci import syscalls
+
+    mem = os.memfd_create("pyoci-seccomp", os.MFD_CLOEXEC)
+    try:
+        rc = lib.seccomp_export_bpf(ctx, mem)
+        if rc < 0:
+            raise ContainerError("%s: exporting the filter: %s" % (_S, os.strerror(-rc)))
+        program = os.pread(mem, os.fstat(mem).st_size, 0)
+    finally:
+        os.close(mem)
+    try:
+        return syscalls.seccomp_set_filter(flags, program)
+    except OSError as e:
+        _load_failed(e.errno)
 
 
 def send_to_agent(seccomp: dict, fd: int, pid: int, state: dict) -> None:
@@ -167,12 +197,21 @@ def library_version() -> str:
 
 
 def applied_flags() -> list[str]:
-    """The linux.seccomp.flags pyoci applies (the listener ones wait for user notification)."""
-    return list(_FLAGS)
+    """The linux.seccomp.flags pyoci applies."""
+    return list(_FLAGS) + [_WAIT_KILLABLE]
 
 
 def kernel_takes(flag: str) -> bool:
-    """Whether this kernel has the filter flag, as libseccomp's API level tells (probed at first use)."""
+    """Whether this kernel has the filter flag: as libseccomp's API level tells (probed at first use), or for
+    the one pyoci sets itself as seccomp(2) with no program answers (EFAULT: the flags passed its checks)."""
+    if flag == _WAIT_KILLABLE:
+        from pyoci import syscalls
+
+        try:
+            syscalls.seccomp_set_filter(_KERNEL_FLAGS["SECCOMP_FILTER_FLAG_NEW_LISTENER"] | _KERNEL_FLAGS[flag], None)
+        except OSError as e:
+            return e.errno == errno.EFAULT
+        return False
     return lib.seccomp_api_get() >= _API_LEVEL.get(flag, 99)
 
 
@@ -280,13 +319,14 @@ def _set_attr(ctx: Any, attr: int, value: int) -> int:
     return lib.seccomp_attr_set(ctx, attr, value)
 
 
-def _build(seccomp: dict, verbose: bool) -> Any:
-    """The filter context (caller releases it), or None when the object asks for no filter."""
+def _build(seccomp: dict, verbose: bool) -> tuple[Any, int]:
+    """The filter context (caller releases it), or None when the object asks for no filter; and the kernel
+    flags when pyoci must load it itself (_load_bpf), else 0."""
     if not isinstance(seccomp, dict):
         raise ConfigError("%s: must be an object, got %s" % (_S, _show(seccomp)))
     syscalls = _list(seccomp, "syscalls", _S)
     if seccomp.get("defaultAction") is None and not syscalls:
-        return None  # runc: no default action and no rules is no filter
+        return None, 0  # runc: no default action and no rules is no filter
     default = _action(seccomp, "defaultAction", "defaultErrnoRet", _S)
 
     arches = []
@@ -299,12 +339,16 @@ def _build(seccomp: dict, verbose: bool) -> Any:
         arches.append((p, name, _ARCHES[name]))
 
     flags = []
+    wait_killable = ""  # the path of SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV in the config, if there
     if "flags" in seccomp and seccomp["flags"] is not None:
         for i, name in enumerate(_list(seccomp, "flags", _S)):
             p = "%s.flags[%d]" % (_S, i)
             if name in _LISTENER_FLAGS:
-                raise NotSupported("%s: %s is not supported by pyoci (libseccomp %s has no attribute for it)"
-                                   % (p, name, _version()))
+                raise ConfigError("%s: %s is not the config's to set (SCMP_ACT_NOTIFY rules bring the listener)"
+                                  % (p, name))
+            if name == _WAIT_KILLABLE:
+                wait_killable = p
+                continue
             if not isinstance(name, str) or name not in _FLAGS:
                 raise ConfigError("%s: unknown flag %s" % (p, _show(name)))
             flags.append((p, name))
@@ -328,6 +372,15 @@ def _build(seccomp: dict, verbose: bool) -> Any:
         for j, name in enumerate(names):
             rules.append(("%s.names[%d]" % (p, j), name, action, conds))
 
+    own = 0  # the kernel flags of a filter pyoci loads itself (_load_bpf), 0 for libseccomp's seccomp_load
+    if wait_killable and any(r[2] == lib.SCMP_ACT_NOTIFY for r in rules):
+        if not kernel_takes(_WAIT_KILLABLE):
+            raise NotSupported("%s: %s is not supported by this kernel (Linux 5.19+)"
+                               % (wait_killable, _WAIT_KILLABLE))
+        # TSYNC always (as below), which a listener takes only with TSYNC_ESRCH
+        names = [_WAIT_KILLABLE, _TSYNC, *_LISTENER_FLAGS] + [name for _p, name in flags]
+        for name in names:
+            own |= _KERNEL_FLAGS[name]
     ctx = lib.seccomp_init(default)
     if ctx == ffi.NULL:
         raise NotSupported("%s.defaultAction: %s is not supported by this kernel or libseccomp %s"
@@ -337,7 +390,7 @@ def _build(seccomp: dict, verbose: bool) -> Any:
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    return ctx
+    return ctx, own
 
 
 def _fill(ctx: Any, arches: list, flags: list, explicit_flags: bool, rules: list, verbose: bool) -> None:

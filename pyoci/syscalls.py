@@ -176,6 +176,14 @@ def ioprio_set(klass: int, level: int) -> None:
     _check(lib.pyoci_ioprio_set(1, 0, klass << 13 | level), "ioprio_set")  # IOPRIO_WHO_PROCESS, self
 
 
+def seccomp_set_filter(flags: int, program: bytes | None) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER) of a BPF program (struct sock_filter[]) with the kernel's filter flags;
+    the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER. program None: only whether the kernel takes the
+    flags (OSError EFAULT if it does, EINVAL if not)."""
+    return _check(lib.pyoci_seccomp_set_filter(flags, program if program is not None else ffi.NULL,
+                                               len(program or b"")), "seccomp")
+
+
 def set_mempolicy(mode: int, nodes: list[int]) -> None:
     """set_mempolicy(2) for the calling thread (inherited by its children, kept across exec); mode includes
     the MPOL_F_* flags."""

@@ -160,9 +160,9 @@ BAD: list[tuple[str, Any, type, str]] = [
     ("notify", {"defaultAction": ALLOW, "syscalls": [rule(["mkdir"]), rule(["rmdir"], "SCMP_ACT_NOTIFY")]},
      ConfigError, "linux.seccomp.syscalls[1].action: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the "
      "seccomp agent's socket)"),
-    ("wait-killable", {"defaultAction": ALLOW, "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]},
-     NotSupported, "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported by pyoci "
-     "(libseccomp %s has no attribute for it)" % seccomp.library_version()),
+    ("new-listener", {"defaultAction": ALLOW, "flags": ["SECCOMP_FILTER_FLAG_NEW_LISTENER"]},
+     ConfigError, "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_NEW_LISTENER is not the config's to set "
+     "(SCMP_ACT_NOTIFY rules bring the listener)"),
 ]
 
 
