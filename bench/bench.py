@@ -1,7 +1,8 @@
 """pyoci against runc, measured in one run on the same bundle (the figures of issue 13): wall time of `run` of
 `true`, of a create/start/state/delete cycle and of each lifecycle command alone, the peak RSS of each command,
 and many containers at once (N created, started, killed and deleted J at a time; N `run -d` then `delete
---force`). Prints medians and the ratio pyoci/runc. Run as root: `make bench` or `.venv/bin/python
+--force`). Prints medians and the ratio pyoci/runc. Both keep their state (--root) on a tmpfs, as /run is on
+the hosts engines run them on. Run as root: `make bench` or `.venv/bin/python
 bench/bench.py [-n 30] [--many 100] [--jobs 10]`.
 
 Peak RSS is GNU time's %M for the command (wait4's ru_maxrss, measured from a small parent: a child forked
@@ -41,8 +42,8 @@ def bundle(tmp: str, name: str, args: list[str]) -> str:
 class Runtime:
     """One runtime's command line with a private --root."""
 
-    def __init__(self, name: str, binary: str, tmp: str) -> None:
-        self.name, self.root = name, os.path.join(tmp, "root-" + name)
+    def __init__(self, name: str, binary: str, tmp: str, state: str) -> None:
+        self.name, self.root = name, os.path.join(state, "root-" + name)
         self.base = [binary, "--root", self.root]
         self.rss_file = os.path.join(tmp, "rss-" + name)
 
@@ -158,6 +159,16 @@ def many(rt: Runtime, fig: Figures, sleep_bundle: str, count: int, jobs: int) ->
     return failures + len(os.listdir(rt.root))
 
 
+def state_parent() -> str:
+    """Where the runtimes' --root goes: a tmpfs, as /run is on the hosts engines run on (runc's /run/runc, the
+    containerd shim's /run/containerd/runc); /dev/shm where /run is not one (a sandbox's disk)."""
+    for d in ("/run", "/dev/shm"):
+        with open("/proc/self/mounts") as f:
+            if any(line.split()[1] == d and line.split()[2] == "tmpfs" for line in f):
+                return d
+    return tempfile.gettempdir()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=20, help="iterations per sequential measurement")
@@ -168,10 +179,11 @@ def main() -> int:
     opts = ap.parse_args()
     figures = {"runc": Figures(), "pyoci": Figures()}
     failures = {"runc": 0, "pyoci": 0}
-    with tempfile.TemporaryDirectory(prefix="pyoci-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pyoci-bench-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="pyoci-bench-", dir=state_parent()) as state:
         true_bundle = bundle(tmp, "true", ["true"])
         sleep_bundle = bundle(tmp, "sleep", ["sleep", "1000"])
-        runtimes = [Runtime("runc", opts.runc, tmp), Runtime("pyoci", opts.pyoci, tmp)]
+        runtimes = [Runtime("runc", opts.runc, tmp, state), Runtime("pyoci", opts.pyoci, tmp, state)]
         for rt in runtimes:  # warm caches
             rt.call(["run", "w" + uuid.uuid4().hex[:12]], true_bundle)
         for rt in runtimes:
