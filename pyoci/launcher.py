@@ -16,7 +16,7 @@ import sys
 import sysconfig
 
 TEMPLATE = """#!%(python)s -IS
-# pyoci's launcher, written by `python -m pyoci.launcher` (pyoci/launcher.py): an isolated interpreter
+# pyoci's launcher, written by `python -I -m pyoci.launcher` (pyoci/launcher.py): an isolated interpreter
 # with only these directories on sys.path
 import sys
 sys.path[:0] = %(paths)r
