@@ -149,8 +149,6 @@ def stage1(launch: Launch) -> NoReturn:
         _die_with_runtime(launch)
         # a host interpreter inside the container's namespaces: no ptrace, no /proc/PID/exe (CVE-2019-5736)
         prctl.set_dumpable(False)
-        if launch.extra.get("preload"):  # create's: here rather than in the runtime, whose peak RSS it would raise
-            preload(launch.spec)
         recv(sock, "go")
         plan = launch.namespaces
         if "mount" in plan.new and not launch.extra.get("exec"):  # what only the host's root can open or map
@@ -265,10 +263,8 @@ def init(launch: Launch) -> NoReturn:
 
 
 def preload(spec: Spec) -> None:
-    """Import all the init (or exec's stage) will need while the host's files are reachable: after pivot_root,
-    or as an unprivileged host uid in a user namespace, the interpreter's files are out of reach. create's
-    stage 1 calls it before it joins or makes any namespace; exec's runtime before it forks (its stage joins
-    the container's cgroup at once, which would be charged for the imports)."""
+    """Import, in the runtime before it forks, all the children will need: after pivot_root, or as an
+    unprivileged host uid in a user namespace, the interpreter's files are out of reach."""
     import fcntl  # noqa: F401
     import resource  # noqa: F401
     import termios  # noqa: F401

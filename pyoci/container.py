@@ -525,14 +525,13 @@ class _Builder:
         cgroup_fd: int | None = None
         import _socket as socket  # socket.py's enums and selectors cost ~2 ms per container
 
-        from pyoci import bootstrap, hooks, namespaces
+        from pyoci import bootstrap, console as consolemod, hooks, namespaces
         plan = namespaces.Plan(spec.linux)
+        bootstrap.preload(spec)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         linger, self.release = os.pipe()  # stage 1 lives until we close release (or die)
         if console_path is not None:
-            from pyoci import console as consolemod  # the init's (stage 1 imports it): the runtime's only here
-
             console = consolemod.connect(console_path)
         try:
             with _DirFd(self.state_dir) as d:
@@ -546,7 +545,6 @@ class _Builder:
                                       extra={"close": [lock, self.release], "id": st.id, "linger": linger,
                                              "parent": os.getpid(),
                                              "dmz": bootstrap.load_dmz(), "preserved": list(preserved or []),
-                                             "preload": True,
                                              "cgroup_fd": cgroup_fd, "await_cgroup": unit,
                                              "proxied": console_path is None})
             if subreaper:
