@@ -68,6 +68,9 @@ def run(container: Any, interval: float, once: bool, out: Callable[[str], None])
     if once:
         emit("stats", stats(paths))
         return 0
+    import gc
+
+    gc.enable()  # the CLI turns it off for its short commands; this loop lasts as long as the container
     kills = _oom_kills(paths)
     next_stats = time.monotonic()
     while True:

@@ -69,6 +69,9 @@ def run(cid: str, bundle: str, root: str, *, detach: bool = False, keep: bool = 
 
 def wait_for(pid: int) -> int:
     """Reap children (we are their subreaper) until pid exits; its exit code, 128+N for signal N."""
+    import gc
+
+    gc.enable()  # the CLI turns it off for its short commands; this wait may last as long as the container
     while True:
         try:
             wpid, status = os.waitpid(-1, 0)
