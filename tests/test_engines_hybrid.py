@@ -13,14 +13,13 @@ tests/systemd).
 """
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from v2.test_engines import COMBOS, IMAGE, LONG_RUNNING, Ctx, Engines
+from v2.test_engines import COMBOS, IMAGE, LONG_RUNNING, Ctx, Engines, managed_engines
 
 CG = Path("/sys/fs/cgroup")
 MiB = 1024 * 1024
@@ -42,13 +41,8 @@ def v1_cgroups(pid: int) -> dict[str, Path]:
 def engines(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[Engines]:
     if (CG / "cgroup.controllers").exists() or not (CG / "memory").is_dir():
         pytest.skip("not a hybrid (cgroup v1) host")
-    for tool in ("dockerd", "docker", "containerd", "podman", "conmon"):
-        if not shutil.which(tool):
-            pytest.fail("%s is missing: `make test` installs the engines (docker.io, containerd, podman)" % tool)
-    mgr = Engines(tmp_path_factory.mktemp("engines"), rootfs)
-    yield mgr
-    mgr.close()
-    assert not mgr.problems, "left behind:\n" + "\n".join(mgr.problems)
+    yield from managed_engines(tmp_path_factory.mktemp("engines"), rootfs,
+                               "`make test` installs the engines (docker.io, containerd, podman)")
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=["%s-%s" % c for c in COMBOS])

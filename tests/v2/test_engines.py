@@ -384,15 +384,22 @@ class Ctx:
         assert not mounts_mentioning(cid), mounts_mentioning(cid)
 
 
-@pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[Engines]:
+def managed_engines(tmp: Path, rootfs: Path, missing: str) -> Iterator[Engines]:
+    """A module's Engines, closed at its end: whatever an engine left fails the module. missing: what to say
+    when an engine's binary is not installed."""
     for tool in ("dockerd", "docker", "containerd", "podman", "conmon", RUNC):
         if not shutil.which(tool):
-            pytest.fail("%s missing from the guest: its root predates the engines (tests/guest/build-root.sh)" % tool)
-    mgr = Engines(tmp_path_factory.mktemp("engines"), rootfs)
+            pytest.fail("%s is missing: %s" % (tool, missing))
+    mgr = Engines(tmp, rootfs)
     yield mgr
     mgr.close()
     assert not mgr.problems, "left behind:\n" + "\n".join(mgr.problems)
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[Engines]:
+    yield from managed_engines(tmp_path_factory.mktemp("engines"), rootfs,
+                               "the guest's root predates the engines (tests/guest/build-root.sh)")
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=["%s-%s" % c for c in COMBOS])
