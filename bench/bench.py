@@ -1,7 +1,7 @@
 """pyoci against runc, measured in one run on the same bundle (the figures of issue 13): wall time of `run` of
-`true`, of a create/start/state/delete cycle and of each lifecycle command alone, the peak RSS of each command,
-and many containers at once (N created, started, killed and deleted J at a time; N `run -d` then `delete
---force`). Prints medians and the ratio pyoci/runc. Both keep their state (--root) on a tmpfs, as /run is on
+`true`, of a create/start/state/delete cycle and of each lifecycle command alone (and `exec` of `true`), the
+peak RSS of each command, and many containers at once (N created, started, killed and deleted J at a time;
+N `run -d` then `delete --force`). Prints medians and the ratio pyoci/runc. Both keep their state (--root) on a tmpfs, as /run is on
 the hosts engines run them on. Run as root: `make bench` or `.venv/bin/python
 bench/bench.py [-n 30] [--many 100] [--jobs 10]`.
 
@@ -114,6 +114,7 @@ def sequential(rt: Runtime, fig: Figures, true_bundle: str, sleep_bundle: str, n
         rt.call(["create", cid], sleep_bundle)
         rt.call(["start", cid])
         fig.timed(rt, "state (running)", ["state", cid], capture=True)
+        fig.timed(rt, "exec", ["exec", cid, "true"])
         fig.timed(rt, "kill", ["kill", cid, "KILL"])
         rt.wait_stopped(cid)
         fig.timed(rt, "delete (killed)", ["delete", cid])

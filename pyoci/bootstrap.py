@@ -187,7 +187,7 @@ def stage1(launch: Launch) -> NoReturn:
             write_time_offsets(launch.spec.linux.time_offsets)
         if launch.extra.get("exec"):
             exec_child(launch)  # forks into the pid namespace only as pyoci-dmz
-        pid, placed = _fork_init(launch.extra.get("cgroup_fd"))
+        pid, placed = fork_into(launch.extra.get("cgroup_fd"))
         if pid == 0:
             init(launch)
         send(sock, "init", pid=pid, placed=placed)
@@ -218,9 +218,11 @@ def _exit_on_signal(signum: int, _frame: Any) -> None:
     os._exit(128 + signum)
 
 
-def _fork_init(cgroup_fd: int | None) -> tuple[int, bool]:
-    """(pid, placed): fork the init, born in the container's cgroup where it is one cgroup v2 directory and the
-    kernel has clone3(CLONE_INTO_CGROUP) (5.7+; the runtime then has no migration to do), else os.fork()."""
+def fork_into(cgroup_fd: int | None) -> tuple[int, bool]:
+    """(pid, placed): fork (create's init, exec's stage), the child born in the cgroup v2 directory cgroup_fd
+    where there is one and the kernel has clone3(CLONE_INTO_CGROUP) (5.7+: no migration to do afterwards, so
+    none of the kernel's wait for a grace period that a first migration after a quiet spell makes), else
+    os.fork(). The child closes cgroup_fd; the parent keeps it."""
     if cgroup_fd is not None:
         from pyoci import syscalls
 

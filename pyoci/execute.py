@@ -145,10 +145,21 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
                               cgroup_paths={}, console=console, preserve_fds=preserve_fds,
                               extra={"exec": True, "dmz": bootstrap.load_dmz(), "preserved": preserved,
                                      "proxied": console_socket is None})
-    pid = os.fork()
+    # one cgroup v2 directory: the stage is born in it, unless execCPUAffinity.initial must apply before it joins
+    aff = proc.exec_cpu_affinity
+    into = list(cgroup.paths) == [""] and not (aff is not None and aff.initial)
+    cgroup_fd = os.open(cgroup.paths[""], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if into else None
+    try:
+        pid, placed = bootstrap.fork_into(cgroup_fd)  # the child closes its copy
+    except BaseException:
+        if cgroup_fd is not None:
+            os.close(cgroup_fd)
+        raise
     if pid == 0:
         parent.close()
         bootstrap.stage1(launch)
+    if cgroup_fd is not None:
+        os.close(cgroup_fd)
     child.close()
     plan.close()
     if console is not None:
@@ -156,7 +167,8 @@ def exec_in(container: Any, proc: Process, *, detach: bool = False, pid_file: st
     target = 0
     try:
         place_exec_stage(pid, proc)
-        cgroup.add(pid)
+        if not placed:
+            cgroup.add(pid)
         bootstrap.send(parent, "go")
         # the stage loads the filter before it execs pyoci-dmz, which forks the process: the agent hears of the
         # stage (the pid the listener's first notifications come from)
