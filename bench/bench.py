@@ -1,8 +1,8 @@
 """pyoci against runc, measured in one run on the same bundle (the figures of issue 13): wall time of `run` of
 `true`, of a create/start/state/delete cycle and of each lifecycle command alone (and `exec` of `true`), the
 peak RSS of each command, and many containers at once (N created, started, killed and deleted J at a time;
-N `run -d` then `delete --force`). Prints medians and the ratio pyoci/runc. Both keep their state (--root) on a tmpfs, as /run is on
-the hosts engines run them on. Run as root: `make bench` or `.venv/bin/python
+N `run -d` then `delete --force`). Prints medians and the ratio pyoci/runc. Both keep their state (--root)
+on a tmpfs, as /run is on the hosts engines run them on. Run as root: `make bench` or `.venv/bin/python
 bench/bench.py [-n 30] [--many 100] [--jobs 10]`.
 
 Peak RSS is GNU time's %M for the command (wait4's ru_maxrss, measured from a small parent: a child forked
