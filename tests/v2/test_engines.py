@@ -122,7 +122,10 @@ def logging_wrapper(path: Path, real: list[str], log: Path) -> Path:
 def leftovers(name: str, needle: str, cgroups_before: set[str], run_before: set[str]) -> list[str]:
     """What an engine left once stopped, each a problem, cleaned up by this process: processes and mounts that
     mention needle (its state directory), cgroups made since cgroups_before (removed when empty, as the parents
-    the engines keep by design), state directories made in /run since run_before (removed when empty)."""
+    the engines keep by design), state directories made in /run since run_before (removed when empty).
+    A directory below /sys/fs/cgroup that is no cgroup (no cgroup.procs: podman's mkdir -p, and the `tasks` file
+    it writes there, for a v1 controller a hybrid host has a directory for but does not mount) is the engine's
+    own doing, not the runtime's: removed with what it holds, not a problem."""
     problems: list[str] = []
     for pid, cmdline in processes_mentioning(needle):
         problems.append("%s: process left: %d %s" % (name, pid, cmdline))
@@ -136,6 +139,10 @@ def leftovers(name: str, needle: str, cgroups_before: set[str], run_before: set[
     for d in sorted(cgroup_dirs() - cgroups_before, key=len, reverse=True):
         if SYSTEMD and d.endswith(".slice"):
             continue  # a slice systemd made for the engine's units (machine.slice): systemd's to keep
+        if not os.path.exists(os.path.join(d, "cgroup.procs")):  # a plain directory: everything in it is new
+            for entry in os.scandir(d):
+                if not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
         try:
             os.rmdir(d)
         except FileNotFoundError:
