@@ -19,7 +19,8 @@ from typing import Iterator
 
 import pytest
 
-from v2.test_engines import COMBOS, IMAGE, LONG_RUNNING, Ctx, Engines, managed_engines
+# ctx: the guest module's fixture (one per engine and runtime), here over this module's engines
+from v2.test_engines import IMAGE, LONG_RUNNING, Ctx, Engines, ctx, managed_engines  # noqa: F401
 
 CG = Path("/sys/fs/cgroup")
 MiB = 1024 * 1024
@@ -43,12 +44,6 @@ def engines(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Iterator[
         pytest.skip("not a hybrid (cgroup v1) host")
     yield from managed_engines(tmp_path_factory.mktemp("engines"), rootfs,
                                "`make test` installs the engines (docker.io, containerd, podman)")
-
-
-@pytest.fixture(scope="module", params=COMBOS, ids=["%s-%s" % c for c in COMBOS])
-def ctx(request: pytest.FixtureRequest, engines: Engines) -> Ctx:
-    engine, runtime = request.param
-    return Ctx(engines.get(engine), runtime)
 
 
 def test_limits_exec_stop_rm_on_v1(ctx: Ctx) -> None:
